@@ -1,0 +1,59 @@
+# Qwen3-VL Cookbook. `make help` lists the targets.
+# Everything runs in a local virtual environment (.venv) that `make setup` creates on first use.
+
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+PIP    := $(PY) -m pip
+STAMP  := $(VENV)/.installed
+NOTEBOOKS := $(sort $(wildcard notebooks/[0-9][0-9]_*.ipynb))
+SMOKE_ENV := COOKBOOK_MODEL=tiny HF_HUB_OFFLINE=1 MPLBACKEND=Agg
+PORT   ?= 8000
+
+.DEFAULT_GOAL := help
+.PHONY: help setup lab test unit notebooks smoke serve lint strip clean
+
+help: ## list the targets
+	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  make %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 10), "Python 3.10+ is needed"'
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install --quiet --upgrade pip
+	$(PIP) install --quiet -e '.[dev]'
+	$(PY) -m ipykernel install --sys-prefix --name python3 --display-name "Python 3" >/dev/null
+	@touch $@
+
+setup: $(STAMP) ## create .venv and install the cookbook with its dependencies (quick when nothing changed)
+
+lab: $(STAMP) ## open JupyterLab on notebooks/
+	$(VENV)/bin/jupyter lab notebooks/
+
+test: $(STAMP) ## unit tests, then every notebook headless in smoke mode (tiny model, offline)
+	$(SMOKE_ENV) $(PY) -m pytest -q
+	$(SMOKE_ENV) $(PY) -m pytest -q --nbmake --nbmake-timeout=900 $(NOTEBOOKS)
+
+unit: $(STAMP) ## unit tests only
+	$(SMOKE_ENV) $(PY) -m pytest -q
+
+smoke: $(STAMP) ## run every notebook in smoke mode and keep executed copies under build/
+	@mkdir -p build
+	@for nb in $(NOTEBOOKS); do \
+	  echo "== $$nb"; \
+	  $(SMOKE_ENV) $(VENV)/bin/jupyter nbconvert --to notebook --execute \
+	    --ExecutePreprocessor.timeout=900 --output-dir build "$$nb" || exit 1; \
+	done
+
+serve: $(STAMP) ## serve this run's model on 127.0.0.1:$(PORT) (vLLM on a GPU, else transformers serve)
+	$(PY) -m cookbook.serving --port $(PORT)
+
+lint: $(STAMP) ## ruff over the module, tests and notebooks; notebooks must be stored without outputs
+	$(VENV)/bin/ruff check cookbook tests notebooks
+	$(PY) -m pytest -q tests/test_notebooks.py
+
+strip: $(STAMP) ## remove outputs and execution counts from the notebooks
+	$(PY) -m cookbook.notebook strip $(NOTEBOOKS)
+
+clean: ## remove build outputs and caches (keeps .venv and downloaded weights)
+	rm -rf build .pytest_cache .ruff_cache
+	find . -name __pycache__ -type d -prune -exec rm -rf {} +

@@ -1,0 +1,189 @@
+"""One correct recipe for chatting with Qwen3-VL in transformers (01_first_image_chat).
+
+The recipe the seed article got wrong: ``return_dict=True`` (or the images never reach the model),
+inputs moved to the model's device, the prompt trimmed off before decoding.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from cookbook.messages import InputError, check
+from cookbook.presets import Preset, default_preset, generation_kwargs, preset as get_preset
+
+THINK_OPEN, THINK_CLOSE = "<think>", "</think>"
+
+
+@dataclass(frozen=True)
+class Reply:
+    """A model's answer: the decoded text and, for Thinking models, reasoning and answer apart."""
+
+    text: str
+    reasoning: str
+    answer: str
+    prompt_tokens: int
+    new_tokens: int
+    seconds: float
+
+    def __str__(self) -> str:
+        return self.answer
+
+
+def split_thinking(text: str) -> tuple[str, str]:
+    """Split a Thinking model's output into (reasoning, answer).
+
+    The generation prompt already opens ``<think>``, so the output usually holds only ``</think>``;
+    with no ``</think>`` at all (Instruct models, or a budget cut mid-thought) the reasoning is empty.
+    """
+    if THINK_CLOSE not in text:
+        return "", text.strip()
+    reasoning, answer = text.split(THINK_CLOSE, 1)
+    return reasoning.replace(THINK_OPEN, "", 1).strip(), answer.strip()
+
+
+def _is_batch(messages: Any) -> bool:
+    return bool(messages) and isinstance(messages[0], (list, tuple))
+
+
+def is_thinking(processor: Any) -> bool:
+    """True when the chat template opens ``<think>`` in the generation prompt (a Thinking checkpoint)."""
+    prompt = processor.apply_chat_template(
+        [{"role": "user", "content": [{"type": "text", "text": "hi"}]}],
+        tokenize=False, add_generation_prompt=True,
+    )
+    return prompt.rstrip().endswith(THINK_OPEN)
+
+
+def inputs(processor: Any, messages: Any, device: Any = None, **kwargs: Any) -> Any:
+    """Tokenize a conversation (or a list of them, left-padded) with its images and videos, as tensors.
+
+    This is the step the seed got wrong: ``return_dict=True`` returns ``pixel_values`` and
+    ``image_grid_thw`` beside ``input_ids``; then everything moves to the model's device.
+    """
+    batch = _is_batch(messages)
+    for conversation in messages if batch else [messages]:
+        check(list(conversation))
+    if batch:
+        processor.tokenizer.padding_side = "left"  # generation continues from the right end
+    encoded = processor.apply_chat_template(
+        [list(c) for c in messages] if batch else messages,
+        tokenize=True, add_generation_prompt=True, return_dict=True, return_tensors="pt",
+        padding=batch, **kwargs,
+    )
+    return encoded.to(device) if device is not None else encoded
+
+
+def _max_context(model: Any) -> int | None:
+    cfg = getattr(model.config, "text_config", model.config)
+    return getattr(cfg, "max_position_embeddings", None)
+
+
+def _generate_kwargs(model: Any, processor: Any, encoded: Any, preset: str | Preset | None,
+                     overrides: dict[str, Any]) -> dict[str, Any]:
+    from cookbook.settings import budget, settings
+
+    chosen = get_preset(preset or default_preset(is_thinking(processor)))
+    prompt_length = encoded["input_ids"].shape[1]
+    limit = _max_context(model)
+    if limit and prompt_length >= limit:
+        raise InputError(
+            f"the prompt is {prompt_length} tokens, the model's context is {limit}: lower the image "
+            "budget (cb.messages.image(..., max_tokens=...)) or send fewer frames."
+        )
+    if "max_new_tokens" not in overrides and settings().smoke:
+        overrides = {**overrides, "max_new_tokens": min(chosen.max_new_tokens, budget().max_new_tokens)}
+    kwargs = generation_kwargs(chosen, prompt_length=prompt_length, **overrides)
+    tok = processor.tokenizer
+    kwargs.setdefault("pad_token_id", tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id)
+    return kwargs
+
+
+def _replies(processor: Any, sequences: Any, prompt_length: int, seconds: float, prompt_tokens: list[int]) -> list[Reply]:
+    new_ids = sequences[:, prompt_length:]  # trim the prompt: generate returns it too
+    texts = processor.batch_decode(new_ids, skip_special_tokens=True)
+    out = []
+    pad = processor.tokenizer.pad_token_id
+    for row, text, n_prompt in zip(new_ids, texts, prompt_tokens):
+        reasoning, answer = split_thinking(text)
+        new_tokens = int((row != pad).sum()) if pad is not None else int(row.numel())
+        out.append(Reply(text, reasoning, answer, n_prompt, new_tokens, seconds))
+    return out
+
+
+def stream(model: Any, processor: Any, messages: list[dict[str, Any]], preset: str | Preset | None = None,
+           seed: int | None = None, **overrides: Any) -> Iterator[str]:
+    """Yield the answer's text piece by piece as it is generated (one conversation)."""
+    from transformers import TextIteratorStreamer
+
+    text_chunks, _ = _stream(model, processor, messages, preset, seed, overrides, TextIteratorStreamer)
+    yield from text_chunks
+
+
+def _stream(model, processor, messages, preset, seed, overrides, streamer_cls):
+    import torch
+
+    if _is_batch(messages):
+        raise InputError("streaming takes one conversation; use chat(..., batch) without stream.")
+    encoded = inputs(processor, messages, device=model.device)
+    kwargs = _generate_kwargs(model, processor, encoded, preset, overrides)
+    streamer = streamer_cls(processor.tokenizer, skip_prompt=True, skip_special_tokens=True)
+    result: dict[str, Any] = {}
+
+    def run() -> None:
+        if seed is not None:
+            torch.manual_seed(seed)
+        try:
+            with torch.inference_mode():
+                result["sequences"] = model.generate(**encoded, **kwargs, streamer=streamer)
+        except BaseException as err:  # surfaced in the caller's thread below
+            result["error"] = err
+            streamer.on_finalized_text("", stream_end=True)
+
+    worker = threading.Thread(target=run, daemon=True)
+
+    def chunks() -> Iterator[str]:
+        worker.start()
+        yield from (chunk for chunk in streamer if chunk)
+        worker.join()
+        if "error" in result:
+            raise result["error"]
+
+    return chunks(), (encoded, result)
+
+
+def chat(model: Any, processor: Any, messages: Any, preset: str | Preset | None = None,
+         stream: bool = False, seed: int | None = None, **overrides: Any) -> Any:
+    """Generate an answer for a conversation (a ``Reply``), or for a list of them (a list, batched).
+
+    ``preset`` names a row of ``cb.PRESETS`` (default: the model card's vision setting for this
+    flavour); keyword overrides (``temperature=0.2``, ``do_sample=False``, ``max_new_tokens=64``)
+    win. ``stream=True`` prints the text as it arrives. In a smoke run generation is capped at
+    ``cb.budget().max_new_tokens`` unless ``max_new_tokens`` is given.
+    """
+    import torch
+
+    start = time.perf_counter()
+    if stream:
+        from transformers import TextIteratorStreamer
+
+        chunks, (encoded, result) = _stream(model, processor, messages, preset, seed, overrides, TextIteratorStreamer)
+        for chunk in chunks:
+            print(chunk, end="", flush=True)
+        print()
+        prompt_length = encoded["input_ids"].shape[1]
+        return _replies(processor, result["sequences"], prompt_length, time.perf_counter() - start,
+                        [int(encoded["attention_mask"][0].sum())])[0]
+    batch = _is_batch(messages)
+    encoded = inputs(processor, messages, device=model.device)
+    kwargs = _generate_kwargs(model, processor, encoded, preset, overrides)
+    if seed is not None:
+        torch.manual_seed(seed)
+    with torch.inference_mode():
+        sequences = model.generate(**encoded, **kwargs)
+    prompt_tokens = [int(n) for n in encoded["attention_mask"].sum(dim=1)]
+    replies = _replies(processor, sequences, encoded["input_ids"].shape[1], time.perf_counter() - start, prompt_tokens)
+    return replies if batch else replies[0]

@@ -1,0 +1,266 @@
+"""Build chat messages with images, videos and text; convert them to the OpenAI format (01, 04).
+
+A message is the dict transformers' chat template reads: ``{"role": ..., "content": [parts]}``.
+Images are loaded when the part is made, so a bad file or URL fails here, naming the item.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import io
+import math
+import mimetypes
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+PIXELS_PER_TOKEN = 32 * 32  # patch 16 x spatial merge 2: one visual token covers 32x32 pixels
+MAX_ASPECT_RATIO = 200  # the processor refuses images more elongated than this
+URL_TIMEOUT_S = 20.0
+VIDEO_SUFFIXES = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".gif"}
+
+
+class InputError(ValueError):
+    """A message item that cannot be used; the message names the item and the fix."""
+
+
+def _describe(src: Any) -> str:
+    text = src if isinstance(src, (str, Path)) else type(src).__name__
+    text = str(text)
+    return text if len(text) < 80 else text[:60] + "..." + text[-12:]
+
+
+def _open_bytes(data: bytes, what: str) -> Any:
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        img = Image.open(io.BytesIO(data))
+        img.load()
+    except (UnidentifiedImageError, OSError) as err:
+        raise InputError(f"image {what}: not a readable image ({err}).") from err
+    return img
+
+
+def _fetch(url: str, timeout: float) -> bytes:
+    request = urllib.request.Request(url, headers={"User-Agent": "qwen3-vl-cookbook"})
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            return response.read()
+    except (TimeoutError, OSError, urllib.error.URLError) as err:
+        reason = getattr(err, "reason", err)
+        raise InputError(
+            f"image URL {url}: could not be fetched ({reason}). Check the address and your network, "
+            "or download the file and pass its path."
+        ) from err
+
+
+def load_image(src: Any, timeout: float = URL_TIMEOUT_S) -> Any:
+    """Open an image from a path, URL, data URL / base64 string, bytes, numpy array or PIL image (as RGB)."""
+    from PIL import Image
+
+    if isinstance(src, Image.Image):
+        img = src
+    elif isinstance(src, (bytes, bytearray)):
+        img = _open_bytes(bytes(src), "bytes")
+    elif type(src).__module__ == "numpy":
+        import numpy as np
+
+        arr = np.asarray(src)
+        if arr.dtype.kind == "f":
+            arr = (np.clip(arr, 0, 1) * 255).round().astype(np.uint8)
+        if arr.ndim not in (2, 3) or (arr.ndim == 3 and arr.shape[2] not in (1, 3, 4)):
+            raise InputError(f"image array of shape {arr.shape}: expected HxW, HxWx3 or HxWx4.")
+        img = Image.fromarray(arr.squeeze(-1) if arr.ndim == 3 and arr.shape[2] == 1 else arr)
+    elif isinstance(src, (str, Path)):
+        text = str(src)
+        if text.startswith(("http://", "https://")):
+            img = _open_bytes(_fetch(text, timeout), text)
+        elif text.startswith("data:"):
+            img = _open_bytes(_b64decode(text.split(",", 1)[-1], "data URL"), "data URL")
+        elif text.startswith("file://"):
+            return load_image(text[len("file://"):], timeout)
+        else:
+            path = Path(text).expanduser()
+            if path.is_file():
+                img = _open_bytes(path.read_bytes(), text)
+            elif len(text) > 256 and "/" not in text[:64].rstrip("/+="):
+                img = _open_bytes(_b64decode(text, "base64 string"), "base64 string")
+            else:
+                raise InputError(f"image {text}: no such file (relative paths start at {Path.cwd()}).")
+    else:
+        raise InputError(
+            f"image of type {type(src).__name__}: use a path, URL, data URL, base64 string, bytes, "
+            "numpy array or PIL image."
+        )
+    return img.convert("RGB") if img.mode != "RGB" else img
+
+
+def _b64decode(data: str, what: str) -> bytes:
+    try:
+        return base64.b64decode(data, validate=False)
+    except (binascii.Error, ValueError) as err:
+        raise InputError(f"image {what}: not valid base64 ({err}).") from err
+
+
+def fit_pixels(width: int, height: int, max_pixels: int | None = None, min_pixels: int | None = None,
+               factor: int = 32) -> tuple[int, int]:
+    """The (width, height) the processor will use: multiples of ``factor`` within the pixel budget."""
+    if max(width, height) / max(1, min(width, height)) > MAX_ASPECT_RATIO:
+        raise InputError(f"image {width}x{height}: aspect ratio above {MAX_ASPECT_RATIO}; crop it first.")
+    h = max(factor, round(height / factor) * factor)
+    w = max(factor, round(width / factor) * factor)
+    if max_pixels is not None and h * w > max_pixels:
+        beta = math.sqrt(height * width / max_pixels)
+        h = max(factor, math.floor(height / beta / factor) * factor)
+        w = max(factor, math.floor(width / beta / factor) * factor)
+    elif min_pixels is not None and h * w < min_pixels:
+        beta = math.sqrt(min_pixels / (height * width))
+        h = math.ceil(height * beta / factor) * factor
+        w = math.ceil(width * beta / factor) * factor
+    return w, h
+
+
+def image(src: Any, *, max_pixels: int | None = None, max_tokens: int | None = None) -> dict[str, Any]:
+    """An image part, loaded now; ``max_pixels`` or ``max_tokens`` caps this one image's visual tokens."""
+    img = load_image(src)
+    limit = max_pixels if max_tokens is None else max_tokens * PIXELS_PER_TOKEN
+    if limit is not None:
+        if limit < 4 * PIXELS_PER_TOKEN:
+            raise InputError(f"image {_describe(src)}: a budget of {limit} pixels is below the minimum of 4 tokens.")
+        w, h = fit_pixels(*img.size, max_pixels=limit)
+        if (w, h) != img.size:
+            img = img.resize((w, h), resample=3)  # bicubic, as the processor does
+    else:
+        fit_pixels(*img.size)  # aspect-ratio check
+    return {"type": "image", "image": img}
+
+
+def video(src: Any, *, fps: float | None = None, max_frames: int | None = None) -> dict[str, Any]:
+    """A video part from a file path or URL (checked now), or a list of frames (PIL images)."""
+    part: dict[str, Any] = {"type": "video"}
+    if isinstance(src, (list, tuple)):
+        if len(src) < 2:
+            raise InputError(f"video of {len(src)} frame(s): Qwen3-VL needs at least 2 (temporal patch 2).")
+        part["video"] = [load_image(f) for f in src]
+    elif isinstance(src, (str, Path)):
+        text = str(src)
+        if not text.startswith(("http://", "https://")):
+            path = Path(text).expanduser()
+            if not path.is_file():
+                raise InputError(f"video {text}: no such file.")
+            if path.suffix.lower() not in VIDEO_SUFFIXES:
+                raise InputError(f"video {text}: unsupported type {path.suffix!r} ({', '.join(sorted(VIDEO_SUFFIXES))}).")
+            text = str(path)
+        part["video"] = text
+    else:
+        raise InputError(f"video of type {type(src).__name__}: use a path, URL or a list of frames.")
+    if fps is not None:
+        part["fps"] = fps
+    if max_frames is not None:
+        part["max_frames"] = max_frames
+    return part
+
+
+def text(s: str) -> dict[str, Any]:
+    """A text part."""
+    if not isinstance(s, str):
+        raise InputError(f"text part of type {type(s).__name__}: expected a string.")
+    return {"type": "text", "text": s}
+
+
+def _part(item: Any) -> dict[str, Any]:
+    if isinstance(item, dict):
+        if item.get("type") not in ("text", "image", "video"):
+            raise InputError(f"part {item!r}: 'type' must be text, image or video.")
+        return item
+    if isinstance(item, str):
+        suffix = Path(item).suffix.lower() if len(item) < 1024 else ""
+        if suffix in VIDEO_SUFFIXES and Path(item).expanduser().is_file():
+            return video(item)
+        if suffix in {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff"} or item.startswith(("http://", "https://", "data:image")):
+            return image(item)
+        return text(item)
+    if isinstance(item, Path):
+        return video(item) if item.suffix.lower() in VIDEO_SUFFIXES else image(item)
+    return image(item)  # PIL, numpy, bytes
+
+
+def user(*parts: Any) -> dict[str, Any]:
+    """A user message: strings become text (or an image/video when they name one), other items images."""
+    if not parts or all(isinstance(p, str) and not p.strip() for p in parts):
+        raise InputError("empty user message: give at least one text, image or video.")
+    return {"role": "user", "content": [_part(p) for p in parts]}
+
+
+def system(content: str) -> dict[str, Any]:
+    """A system message."""
+    return {"role": "system", "content": [text(content)]}
+
+
+def assistant(content: str, reasoning: str | None = None) -> dict[str, Any]:
+    """An assistant turn (for multi-turn history); ``reasoning`` keeps a Thinking model's thoughts."""
+    msg: dict[str, Any] = {"role": "assistant", "content": [text(content)]}
+    if reasoning:
+        msg["reasoning_content"] = reasoning
+    return msg
+
+
+def check(messages: list[dict[str, Any]]) -> None:
+    """Raise ``InputError`` naming the first malformed message (empty, unknown role, no content)."""
+    if not messages:
+        raise InputError("no messages: a conversation needs at least one user message.")
+    for i, msg in enumerate(messages):
+        if not isinstance(msg, dict) or msg.get("role") not in ("system", "user", "assistant", "tool"):
+            raise InputError(f"message {i}: expected a dict with role system/user/assistant/tool, got {msg!r:.80}.")
+        content = msg.get("content")
+        if not content and not msg.get("tool_calls"):
+            raise InputError(f"message {i} ({msg['role']}): empty content.")
+
+
+def to_data_url(src: Any, image_format: str = "PNG") -> str:
+    """Encode an image (any ``load_image`` source) or a local video file as a base64 data URL."""
+    if isinstance(src, (str, Path)) and Path(str(src)).suffix.lower() in VIDEO_SUFFIXES:
+        path = Path(src)
+        if not path.is_file():
+            raise InputError(f"video {src}: no such file.")
+        mime = mimetypes.guess_type(path.name)[0] or "video/mp4"
+        return f"data:{mime};base64,{base64.b64encode(path.read_bytes()).decode()}"
+    if isinstance(src, str) and src.startswith("data:"):
+        return src
+    buf = io.BytesIO()
+    load_image(src).save(buf, format=image_format)
+    return f"data:image/{image_format.lower()};base64,{base64.b64encode(buf.getvalue()).decode()}"
+
+
+def _openai_part(part: dict[str, Any]) -> dict[str, Any]:
+    kind = part["type"]
+    if kind == "text":
+        return {"type": "text", "text": part["text"]}
+    if kind == "image":
+        src = part.get("image") or part.get("url") or part.get("path")
+        url = src if isinstance(src, str) and src.startswith(("http://", "https://", "data:")) else to_data_url(src)
+        return {"type": "image_url", "image_url": {"url": url}}
+    src = part.get("video") or part.get("url") or part.get("path")
+    if isinstance(src, (list, tuple)):
+        raise InputError("video given as frames: OpenAI-style servers take a video file or URL; write the frames to a file first.")
+    url = src if str(src).startswith(("http://", "https://", "data:")) else to_data_url(src)
+    return {"type": "video_url", "video_url": {"url": url}}
+
+
+def to_openai(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The same conversation in the OpenAI chat format: images and local videos become data URLs."""
+    check(messages)
+    out = []
+    for msg in messages:
+        content = msg["content"]
+        if isinstance(content, str):
+            out.append({"role": msg["role"], "content": content})
+            continue
+        parts = [_openai_part(p) for p in content]
+        if msg["role"] in ("system", "assistant") and all(p["type"] == "text" for p in parts):
+            out.append({"role": msg["role"], "content": "".join(p["text"] for p in parts)})
+        else:
+            out.append({"role": msg["role"], "content": parts})
+    return out

@@ -1,0 +1,124 @@
+"""What this run uses, read from the environment: model, hub, device, smoke mode, budgets.
+
+``COOKBOOK_MODEL`` is the one switch: ``auto`` (default: the pick for this hardware), ``tiny`` or
+``tiny-thinking`` (a tiny random-weight Qwen3-VL built locally, nonsense answers), a hub id such
+as ``Qwen/Qwen3-VL-4B-Instruct``, or a local folder.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+
+TINY_NAMES = {"tiny": "instruct", "tiny-instruct": "instruct", "tiny-thinking": "thinking"}
+TRUE = {"1", "true", "yes", "on"}
+
+
+@dataclass(frozen=True)
+class Budget:
+    """Sizes the notebooks use, so a smoke run stays small and a real run stays sensible."""
+
+    max_new_tokens: int
+    image_max_tokens: int
+    video_fps: float
+    video_max_frames: int
+    samples: int
+    requests: int
+    concurrency: tuple[int, ...]
+
+
+SMOKE_BUDGET = Budget(
+    max_new_tokens=16, image_max_tokens=256, video_fps=2.0, video_max_frames=8,
+    samples=4, requests=8, concurrency=(1, 4),
+)
+REAL_BUDGET = Budget(
+    max_new_tokens=1024, image_max_tokens=1280, video_fps=2.0, video_max_frames=128,
+    samples=8, requests=64, concurrency=(1, 8, 32),
+)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The run's choices. Printed at the top of every notebook."""
+
+    requested: str
+    model: str
+    smoke: bool
+    thinking: bool
+    device: str
+    hub: str
+    endpoint: str
+    offline: bool
+    budget: Budget = field(repr=False)
+
+    def __str__(self) -> str:
+        rows = [
+            ("model", self.model + ("" if self.model == self.requested else f"  (COOKBOOK_MODEL={self.requested})")),
+            ("flavour", "Thinking" if self.thinking else "Instruct"),
+            ("device", self.device),
+            ("hub", f"{self.hub} ({self.endpoint})" + ("  offline" if self.offline else "")),
+            ("max_new_tokens", str(self.budget.max_new_tokens)),
+        ]
+        text = "\n".join(f"{k:>15}: {v}" for k, v in rows)
+        if self.smoke:
+            text += (
+                "\n\nSMOKE RUN: a tiny random-weight Qwen3-VL (real architecture, processor and chat"
+                "\ntemplate) stands in for the real model. Every code path runs; every answer is"
+                "\nnonsense. Set COOKBOOK_MODEL to a real checkpoint for real answers."
+            )
+        return text
+
+    def _repr_pretty_(self, printer, cycle) -> None:  # IPython display
+        printer.text(str(self))
+
+
+def _env(name: str, default: str = "") -> str:
+    return os.environ.get(name, default).strip()
+
+
+def offline() -> bool:
+    """True when the Hugging Face offline switches are set (HF_HUB_OFFLINE / TRANSFORMERS_OFFLINE)."""
+    return any(_env(v).lower() in TRUE for v in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"))
+
+
+def requested_model() -> str:
+    """The raw ``COOKBOOK_MODEL`` value (``auto`` when unset)."""
+    return _env("COOKBOOK_MODEL", "auto") or "auto"
+
+
+def tiny_flavour(name: str) -> str | None:
+    """``instruct``/``thinking`` when ``name`` selects the tiny model, else None."""
+    return TINY_NAMES.get(name.lower())
+
+
+def budget() -> Budget:
+    """The sizes for this run: small in a smoke run (``COOKBOOK_MODEL=tiny``), teaching-size otherwise."""
+    return SMOKE_BUDGET if tiny_flavour(requested_model()) else REAL_BUDGET
+
+
+def settings() -> Settings:
+    """What this run uses (model, device, hub, smoke mode); printed in every notebook's setup cell."""
+    from cookbook.hardware import hardware  # local: keeps import order simple
+
+    requested = requested_model()
+    flavour = tiny_flavour(requested)
+    hub = (_env("COOKBOOK_HUB", "huggingface") or "huggingface").lower()
+    if hub not in ("huggingface", "modelscope"):
+        raise ValueError(f"COOKBOOK_HUB={hub!r}: use 'huggingface' or 'modelscope'.")
+    endpoint = (
+        _env("HF_ENDPOINT", "https://huggingface.co") if hub == "huggingface"
+        else _env("MODELSCOPE_DOMAIN", "www.modelscope.cn")
+    )
+    if flavour:
+        model, thinking, device = f"tiny-{flavour}", flavour == "thinking", "cpu"
+    elif requested == "auto":
+        from cookbook.models import recommend_model
+
+        model = recommend_model().checkpoint.id
+        thinking, device = "thinking" in model.lower(), hardware().device
+    else:
+        model, thinking, device = requested, "thinking" in requested.lower(), hardware().device
+    return Settings(
+        requested=requested, model=model, smoke=bool(flavour), thinking=thinking, device=device,
+        hub=hub, endpoint=endpoint, offline=offline(), budget=budget(),
+    )
