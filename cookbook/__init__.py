@@ -9,7 +9,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from cookbook.chat import Reply, chat, inputs
+from cookbook.chat import Reply, chat, inputs, stream
 from cookbook.hardware import GPU, Hardware, doctor, hardware
 from cookbook.models import load, recommend_model
 from cookbook.presets import PRESETS
@@ -28,6 +28,7 @@ __all__ = [
     "load",
     "recommend_model",
     "settings",
+    "stream",
 ]
 
 

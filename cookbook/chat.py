@@ -6,6 +6,7 @@ inputs moved to the model's device, the prompt trimmed off before decoding.
 
 from __future__ import annotations
 
+import inspect
 import threading
 import time
 from collections.abc import Iterator
@@ -69,10 +70,14 @@ def inputs(processor: Any, messages: Any, device: Any = None, **kwargs: Any) -> 
         check(list(conversation))
     if batch:
         processor.tokenizer.padding_side = "left"  # generation continues from the right end
+        # transformers 5.2x takes processor options as processor_kwargs; older releases as kwargs
+        if "processor_kwargs" in inspect.signature(processor.apply_chat_template).parameters:
+            kwargs.setdefault("processor_kwargs", {}).setdefault("padding", True)
+        else:
+            kwargs.setdefault("padding", True)
     encoded = processor.apply_chat_template(
         [list(c) for c in messages] if batch else messages,
-        tokenize=True, add_generation_prompt=True, return_dict=True, return_tensors="pt",
-        padding=batch, **kwargs,
+        tokenize=True, add_generation_prompt=True, return_dict=True, return_tensors="pt", **kwargs,
     )
     return encoded.to(device) if device is not None else encoded
 

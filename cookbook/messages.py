@@ -48,6 +48,8 @@ def _fetch(url: str, timeout: float) -> bytes:
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:
             return response.read()
+    except urllib.error.HTTPError as err:
+        raise InputError(f"image URL {url}: the server answered HTTP {err.code} {err.reason}.") from err
     except (TimeoutError, OSError, urllib.error.URLError) as err:
         reason = getattr(err, "reason", err)
         raise InputError(

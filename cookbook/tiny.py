@@ -112,6 +112,29 @@ The quick brown fox jumps over the lazy dog. Numbers: 0 1 2 3 4 5 6 7 8 9 10 100
 视觉定位使用相对坐标，范围是零到一千。视频每秒采样两帧。
 Qwen3-VL can read documents, ground objects, understand long videos and operate phones and computers.
 The assistant answered in Chinese and English: 你好，世界！Hello, world!
+A vision-language model reads pixels and text together. The image is cut into patches of sixteen by
+sixteen pixels, and every two by two group of patches is merged into one visual token, so one token
+covers a square of thirty-two by thirty-two pixels. A video is sampled at two frames per second; each
+pair of frames shares one temporal patch, and the processor writes the time of every pair before it.
+When the answer is long, the model may repeat itself; a presence penalty makes repeated words less likely.
+On a phone screen the agent taps, swipes, types text, presses the back button, waits, and finally answers.
+The receipt shows a total of 86.40 yuan, paid by card on 2024-03-15 at 14:32. The store is on West Lake Road.
+Please answer in one short sentence. Think step by step, then give the final answer after the reasoning.
+Reading the answer: parse the JSON, scale the boxes to pixels, and draw them on the original image.
+import json
+from pathlib import Path
+boxes = json.loads(text)
+for box in boxes:
+    x1, y1, x2, y2 = box["bbox_2d"]
+    print(box["label"], round(x1 / 1000 * width), round(y1 / 1000 * height))
+{"role": "user", "content": [{"type": "image", "image": "demo.jpg"}, {"type": "text", "text": "What is this?"}]}
+{"role": "assistant", "content": "This is a photo of a street at night, with cars, lights and people."}
+视觉语言模型同时阅读图像和文字。图像被切成十六乘十六像素的小块，每二乘二个小块合并成一个视觉词元。
+视频按每秒两帧采样，处理器会在每一对帧前面写上时间，例如“第二点五秒”。
+手机助手可以点击、滑动、输入文字、按返回键、等待，最后给出答案。
+这张收据的总金额是八十六点四元，日期是二零二四年三月十五日，商店在西湖路上。
+请先一步一步地思考，然后在思考之后给出最终答案。请用一句话回答。
+解析答案：读取JSON，把坐标换算成像素，然后在原图上画出边界框。
 """
 
 
@@ -287,7 +310,7 @@ def _train_tokenizer():
     )
     tok.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(
-        vocab_size=1024,
+        vocab_size=2048,
         min_frequency=2,
         show_progress=False,
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
@@ -315,6 +338,7 @@ def _write_checkpoint(folder: Path, flavour: str) -> None:
         Qwen3VLProcessor,
         Qwen3VLVideoProcessor,
     )
+    from transformers.utils import logging as hf_logging
 
     extra = [text for text, special in SPECIAL_TOKENS if special and text != "<|endoftext|>"]
     tokenizer = Qwen2Tokenizer(
@@ -378,14 +402,23 @@ def _write_checkpoint(folder: Path, flavour: str) -> None:
         dtype="float32",
     )
 
-    torch.manual_seed(SEED)
-    model = Qwen3VLForConditionalGeneration(config).eval()
+    with torch.random.fork_rng(devices=[]):  # fixed weights, caller's random state untouched
+        torch.manual_seed(SEED)
+        model = Qwen3VLForConditionalGeneration(config).eval()
+    # As the released checkpoints: stop on <|im_end|> or <|endoftext|>. No sampling defaults here:
+    # the tiny model decodes greedily unless the caller passes a preset (cb.presets).
     model.generation_config = GenerationConfig(
         bos_token_id=ids["<|endoftext|>"],
         pad_token_id=ids["<|endoftext|>"],
         eos_token_id=[ids["<|im_end|>"], ids["<|endoftext|>"]],
     )
-    model.save_pretrained(folder)
+    bars = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try:
+        model.save_pretrained(folder)
+    finally:
+        if bars:
+            hf_logging.enable_progress_bar()
 
     mean_std = dict(image_mean=[0.5, 0.5, 0.5], image_std=[0.5, 0.5, 0.5])
     grid = dict(patch_size=16, temporal_patch_size=2, merge_size=2)
@@ -417,9 +450,9 @@ def _write_checkpoint(folder: Path, flavour: str) -> None:
 
 
 def build(flavour: str = "instruct", root: Path | None = None, force: bool = False) -> Path:
-    """Build (once, cached) the tiny random Qwen3-VL checkpoint of a flavour and return its folder.
+    """Build once (cached under `root`) the tiny random Qwen3-VL checkpoint and return its folder.
 
-    Every notebook's smoke run loads it through `cb.load()`; see notebooks/01 for what it is.
+    `cb.load()` uses it in smoke mode (COOKBOOK_MODEL=tiny or tiny-thinking), so every notebook runs.
     """
     if flavour not in FLAVOURS:
         raise ValueError(f"flavour must be one of {FLAVOURS}, got {flavour!r}")
@@ -436,7 +469,7 @@ def build(flavour: str = "instruct", root: Path | None = None, force: bool = Fal
         _write_checkpoint(tmp, flavour)
         recipe = {"flavour": flavour, "recipe": final.name.rsplit("-", 1)[-1], "seed": SEED}
         (tmp / "tiny_recipe.json").write_text(json.dumps(recipe, indent=2) + "\n")
-        if final.exists():  # force=True, or a folder left without its marker
+        if final.exists() and (force or not marker.exists()):  # replace, or repair a broken folder
             trash = root / f".{final.name}.old-{uuid.uuid4().hex[:8]}"
             try:
                 os.rename(final, trash)

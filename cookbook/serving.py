@@ -1,0 +1,765 @@
+"""Serving Qwen3-VL: vLLM inputs, `vllm serve` plans derived from the hardware, and a local server
+that always stops (04_vllm_serving).
+
+Three parts:
+
+- ``vllm_inputs(messages, processor)``: the seed's ``prepare_inputs_for_vllm`` with its bugs fixed
+  (video metadata, OpenAI-style items, qwen-vl-utils 0.0.14's frame-list resize).
+- ``vllm_plan(hw, model)``: tensor parallel size, memory utilisation, context length, images per
+  prompt, encoder mode, reasoning parser, expert parallelism, FP8 only where the GPU has it; as a
+  ``vllm serve`` command and as ``vllm.LLM(**kwargs)``, with the reason for every flag.
+- ``start(model)``: ``transformers serve`` (or ``vllm serve``) on 127.0.0.1 with a free port, waited
+  for until healthy, logs to a file, and a context manager that kills its process group.
+
+``python -m cookbook.serving`` is what ``make serve`` runs: vLLM when it is installed and a CUDA GPU
+is present, otherwise ``transformers serve``.
+"""
+
+from __future__ import annotations
+
+import atexit
+import ipaddress
+import json
+import math
+import os
+import re
+import shlex
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from cookbook.hardware import Hardware
+
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
+
+# ---------------------------------------------------------------------------------------------
+# 1. vLLM inputs (the seed's prepare_inputs_for_vllm, fixed)
+# ---------------------------------------------------------------------------------------------
+
+
+def _openai_part_to_qwen(part: dict) -> dict:
+    """One OpenAI-style content part as the Qwen form qwen-vl-utils and the chat template read."""
+    kind = part.get("type")
+    if kind in ("image_url", "video_url"):
+        target = "image" if kind == "image_url" else "video"
+        value = part[kind]
+        url = value.get("url") if isinstance(value, dict) else value
+        extra = {k: v for k, v in part.items() if k not in ("type", kind)}
+        return {"type": target, target: url, **extra}
+    if kind == "image" and "image" not in part and "url" in part:  # transformers' {"type","url"}
+        extra = {k: v for k, v in part.items() if k not in ("type", "url")}
+        return {"type": "image", "image": part["url"], **extra}
+    if kind == "video" and "video" not in part and "url" in part:
+        extra = {k: v for k, v in part.items() if k not in ("type", "url")}
+        return {"type": "video", "video": part["url"], **extra}
+    return part
+
+
+def normalize_messages(messages: list[dict]) -> list[dict]:
+    """Copy of ``messages`` with OpenAI ``image_url``/``video_url`` parts turned into Qwen parts.
+
+    qwen-vl-utils 0.0.14 crashes on ``{"type": "image_url", "image_url": {"url": ...}}`` (it calls
+    ``.startswith`` on the dict) and silently drops ``video_url`` parts (04_vllm_serving).
+    """
+    out = []
+    for message in messages:
+        message = dict(message)
+        if isinstance(message.get("content"), list):
+            message["content"] = [_openai_part_to_qwen(p) for p in message["content"]]
+        out.append(message)
+    return out
+
+
+def _video_parts(messages: list[dict]) -> list[dict]:
+    return [
+        p for m in messages if isinstance(m.get("content"), list)
+        for p in m["content"] if isinstance(p, dict) and "video" in p
+    ]
+
+
+def _frame_list_video(part: dict, factor: int) -> tuple[Any, dict]:
+    """A list of frames as a (T, C, H, W) float tensor with sides that are multiples of ``factor``
+    (32 for Qwen3-VL) and metadata whose timestamps follow ``sample_fps`` (default 2 frames/s).
+
+    Replaces qwen-vl-utils 0.0.14's frame-list branch, which resizes every frame to multiples of 64
+    (it passes the merge factor where the patch size belongs) and loses the aspect ratio.
+    """
+    import numpy as np
+    import torch
+    from PIL import Image
+    from qwen_vl_utils import vision_process as vp
+
+    frames = []
+    for src in part["video"]:
+        if isinstance(src, Image.Image):
+            img = src
+        else:
+            path = str(src)
+            img = Image.open(path[7:] if path.startswith("file://") else path)
+        frames.append(vp.to_rgb(img))
+    if len(frames) % vp.FRAME_FACTOR:  # temporal patch 2: pad with the last frame, as upstream does
+        frames.append(frames[-1])
+    width, height = frames[0].size
+    min_pixels = part.get("min_pixels", vp.VIDEO_MIN_TOKEN_NUM * factor * factor)
+    total_pixels = part.get("total_pixels", vp.MODEL_SEQ_LEN * factor * factor * 0.9)
+    max_pixels = max(
+        min(vp.VIDEO_MAX_TOKEN_NUM * factor * factor, total_pixels / len(frames) * vp.FRAME_FACTOR),
+        int(min_pixels * 1.05),
+    )
+    max_pixels = min(part.get("max_pixels", max_pixels), max_pixels)
+    if "resized_height" in part and "resized_width" in part:
+        h, w = vp.smart_resize(part["resized_height"], part["resized_width"], factor=factor)
+    else:
+        h, w = vp.smart_resize(height, width, factor=factor, min_pixels=min_pixels, max_pixels=max_pixels)
+    video = torch.stack([
+        torch.from_numpy(np.asarray(f.resize((w, h), Image.BICUBIC)).copy()).permute(2, 0, 1)
+        for f in frames
+    ]).float()
+    fps = float(part.get("sample_fps", vp.FPS))
+    metadata = {
+        "fps": fps,
+        "frames_indices": list(range(len(frames))),
+        "total_num_frames": len(frames),
+        "video_backend": "frames",
+    }
+    return video, metadata
+
+
+def vllm_inputs(messages: list[dict], processor: Any, image_patch_size: int | None = None) -> dict:
+    """One prompt for ``vllm.LLM.generate``: text with vision placeholders, ``multi_modal_data`` and
+    ``mm_processor_kwargs`` (04_vllm_serving). The seed's ``prepare_inputs_for_vllm``, fixed.
+
+    Images come back as PIL images resized to multiples of 32; videos as ``(frames, metadata)``.
+    """
+    from qwen_vl_utils import process_vision_info
+
+    messages = normalize_messages(messages)
+    patch = image_patch_size or getattr(getattr(processor, "image_processor", None), "patch_size", None) or 16
+    text = processor.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+    images, videos, video_kwargs = process_vision_info(
+        messages,
+        image_patch_size=patch,
+        return_video_kwargs=True,
+        return_video_metadata=True,  # Qwen3-VL needs fps + frame indices for its <t seconds> stamps
+    )
+    if videos is not None:
+        # Replace what qwen-vl-utils 0.0.14 did to frame lists (multiples of 64) with the right size.
+        videos = list(videos)
+        for i, part in enumerate(_video_parts(messages)):
+            if isinstance(part["video"], (list, tuple)):
+                videos[i] = _frame_list_video(part, factor=patch * 2)
+        videos = [tuple(v) for v in videos]  # (frames, metadata) pairs, as vLLM expects for Qwen3-VL
+    mm_data: dict[str, list] = {}
+    if images is not None:
+        mm_data["image"] = images
+    if videos is not None:
+        mm_data["video"] = videos
+    out: dict[str, Any] = {"prompt": text, "multi_modal_data": mm_data}
+    if videos is not None:
+        # {'do_sample_frames': False}: frames were already sampled here; vLLM must not sample again.
+        out["mm_processor_kwargs"] = dict(video_kwargs)
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# 2. vllm serve / vllm.LLM plans from a hardware description
+# ---------------------------------------------------------------------------------------------
+
+# Text-model shapes from each checkpoint's config.json (text_config) and parameter counts from the
+# model cards: they size the weights and the KV cache per token.
+@dataclass(frozen=True)
+class Arch:
+    """What a plan needs to know about one size of Qwen3-VL."""
+
+    params_b: float
+    layers: int
+    heads: int
+    kv_heads: int
+    head_dim: int = 128
+    moe: bool = False
+    moe_intermediate: int = 0
+    vision_params_b: float = 0.4
+
+
+ARCHS: dict[str, Arch] = {
+    "2B": Arch(2.13, 28, 16, 8, vision_params_b=0.3),
+    "4B": Arch(4.44, 36, 32, 8, vision_params_b=0.3),
+    "8B": Arch(8.77, 36, 32, 8),
+    "32B": Arch(33.4, 64, 64, 8),
+    "30B-A3B": Arch(31.1, 48, 32, 4, moe=True, moe_intermediate=768),
+    "235B-A22B": Arch(236.0, 94, 64, 4, moe=True, moe_intermediate=1536),
+}
+NATIVE_CONTEXT = 262144  # config max_position_embeddings: 256K
+NICE_LENGTHS = (4096, 8192, 16384, 32768, 65536, 131072, 262144)
+_ID = re.compile(r"Qwen3-VL-(?P<size>\d+B(?:-A\d+B)?)-(?P<variant>Instruct|Thinking)(?P<fp8>-FP8)?", re.I)
+
+
+def parse_model_id(model: str) -> tuple[str, str, bool]:
+    """``(size, variant, fp8)`` of a Qwen3-VL checkpoint id or folder name, e.g. ("8B", "Instruct", False)."""
+    m = _ID.search(model)
+    if not m:
+        raise ValueError(
+            f"{model!r} is not a Qwen3-VL checkpoint name (Qwen/Qwen3-VL-<size>-<Instruct|Thinking>[-FP8]). "
+            "Pass one of the line-up, e.g. Qwen/Qwen3-VL-8B-Instruct."
+        )
+    size = m.group("size").upper()
+    variant = "Thinking" if m.group("variant").lower() == "thinking" else "Instruct"
+    return size, variant, bool(m.group("fp8"))
+
+
+class NoGPUError(RuntimeError):
+    """vLLM was asked for on a machine without a CUDA GPU."""
+
+
+class DoesNotFitError(RuntimeError):
+    """The checkpoint does not fit the GPUs at any tensor parallel size."""
+
+
+@dataclass(frozen=True)
+class Flag:
+    """One ``vllm serve`` option with the reason it is there."""
+
+    name: str
+    value: str | None
+    why: str
+
+    def argv(self) -> list[str]:
+        return [self.name] if self.value is None else [self.name, self.value]
+
+
+@dataclass(frozen=True)
+class VllmPlan:
+    """A ``vllm serve`` command and the matching ``vllm.LLM`` keyword arguments, each flag explained."""
+
+    model: str
+    requested: str
+    tensor_parallel_size: int
+    data_parallel_size: int
+    gpu_memory_utilization: float
+    max_model_len: int
+    limit_mm_per_prompt: dict[str, int]
+    flags: tuple[Flag, ...]
+    warnings: tuple[str, ...] = ()
+    notes: tuple[str, ...] = ()
+    kv_cache_tokens: int = 0
+    weights_gb_per_gpu: float = 0.0
+    moe: bool = False
+    thinking: bool = False
+
+    def command(self, host: str = "127.0.0.1", port: int = 8000) -> list[str]:
+        """``vllm serve`` argv (pass to subprocess; no shell quoting needed)."""
+        argv = ["vllm", "serve", self.model]
+        for f in self.flags:
+            argv += f.argv()
+        return argv + ["--host", host, "--port", str(port)]
+
+    def shell(self, host: str = "127.0.0.1", port: int = 8000) -> str:
+        """The command as you would type it, one flag per line."""
+        argv = self.command(host, port)
+        lines = [" ".join(shlex.quote(a) for a in argv[:3])]
+        i = 3
+        while i < len(argv):
+            if i + 1 < len(argv) and not argv[i + 1].startswith("--"):
+                lines.append(f"  {argv[i]} {shlex.quote(argv[i + 1])}")
+                i += 2
+            else:
+                lines.append(f"  {argv[i]}")
+                i += 1
+        return " \\\n".join(lines)
+
+    def llm_kwargs(self) -> dict[str, Any]:
+        """Keyword arguments for offline ``vllm.LLM(**kwargs)`` derived the same way."""
+        kw: dict[str, Any] = {
+            "model": self.model,
+            "tensor_parallel_size": self.tensor_parallel_size,
+            "gpu_memory_utilization": self.gpu_memory_utilization,
+            "max_model_len": self.max_model_len,
+            "limit_mm_per_prompt": dict(self.limit_mm_per_prompt),
+            "seed": 0,
+        }
+        if self.tensor_parallel_size > 1:
+            kw["mm_encoder_tp_mode"] = "data"
+            if self.moe:
+                kw["enable_expert_parallel"] = True
+        return kw
+
+    def explain(self) -> str:
+        """A table: flag, value, why."""
+        rows = [f"{'flag':<28} {'value':<26} why", "-" * 100]
+        for f in self.flags:
+            rows.append(f"{f.name:<28} {(f.value or ''):<26} {f.why}")
+        rows += [f"note: {n}" for n in self.notes]
+        rows += [f"WARNING: {w}" for w in self.warnings]
+        return "\n".join(rows)
+
+    def __str__(self) -> str:
+        return self.shell() + "\n\n" + self.explain()
+
+    def _repr_pretty_(self, printer, cycle) -> None:
+        printer.text(str(self))
+
+
+def _bytes_per_param(fp8: bool) -> float:
+    # FP8 checkpoints store linear weights in 1 byte plus block scales; embeddings, norms and the
+    # vision tower stay in 16 bits: about 1.1 bytes per parameter overall (estimate).
+    return 1.1 if fp8 else 2.0
+
+
+def _kv_bytes_per_token_per_gpu(arch: Arch, tp: int) -> float:
+    # K and V, every layer, the KV heads this GPU holds (vLLM replicates KV heads when tp > kv_heads),
+    # 16-bit cache.
+    heads_here = max(1, arch.kv_heads // tp)
+    return 2 * arch.layers * heads_here * arch.head_dim * 2
+
+
+def vllm_plan(
+    hw: "Hardware",
+    model: str,
+    *,
+    images: int = 4,
+    videos: int = 1,
+    gpu_memory_utilization: float = 0.9,
+    max_model_len: int | None = None,
+    min_sequences: int = 4,
+    served_name: str | None = None,
+) -> VllmPlan:
+    """Derive ``vllm serve`` flags for ``model`` on ``hw`` (04_vllm_serving).
+
+    Tensor parallel size: the smallest divisor of the GPU count (that also divides the attention
+    heads) whose share of the weights leaves room for ``min_sequences`` sequences of at least 4096
+    tokens; the remaining GPUs become data-parallel replicas. Raises ``NoGPUError`` without CUDA
+    and ``DoesNotFitError`` when no split fits.
+    """
+    if not hw.cuda:
+        raise NoGPUError(
+            "vLLM needs a CUDA GPU and this machine has none "
+            f"(device: {hw.device}). Serve with `transformers serve` instead: "
+            "cb.serving.start(model) or `make serve`, which falls back to it automatically."
+        )
+    size, variant, fp8 = parse_model_id(model)
+    arch = ARCHS[size]
+    warnings: list[str] = []
+    notes: list[str] = []
+    served = model
+    if fp8 and not hw.fp8:
+        low = min(hw.gpus, key=lambda g: g.capability)
+        served = re.sub(r"-FP8$", "", model, flags=re.I)
+        fp8 = False
+        warnings.append(
+            f"{model} is an FP8 checkpoint but {low.name} has compute capability "
+            f"{low.capability[0]}.{low.capability[1]} (< 8.9, no FP8 tensor cores; vLLM fails with "
+            f"'fp8e4nv not supported' or falls back to slower weight-only kernels). Serving the BF16 "
+            f"checkpoint {served} instead; AWQ/GPTQ checkpoints are the other way to save memory."
+        )
+    n = len(hw.gpus)
+    per_gpu = min(g.memory_gb for g in hw.gpus)
+    weights_gb = arch.params_b * _bytes_per_param(fp8)
+    vision_gb = arch.vision_params_b * 2.0
+    overhead_gb = 1.5  # activations, CUDA graphs, sampler: a rough allowance (estimate)
+
+    chosen = None
+    for tp in [t for t in range(1, n + 1) if n % t == 0 and arch.heads % t == 0]:
+        extra_vision = vision_gb * (1 - 1 / tp) if tp > 1 else 0.0  # --mm-encoder-tp-mode data copies it
+        free = per_gpu * gpu_memory_utilization - weights_gb / tp - extra_vision - overhead_gb
+        per_tok = _kv_bytes_per_token_per_gpu(arch, tp)
+        tokens = int(free * 1e9 / per_tok) if free > 0 else 0
+        if tokens >= min_sequences * NICE_LENGTHS[0]:
+            chosen = (tp, tokens, weights_gb / tp)
+            break
+    if chosen is None:
+        hint = "the FP8 checkpoint (this GPU has FP8)" if hw.fp8 and not fp8 else "a smaller checkpoint"
+        raise DoesNotFitError(
+            f"{served} needs about {weights_gb:.0f} GB of weights; {n} x {per_gpu:.0f} GB at "
+            f"gpu_memory_utilization={gpu_memory_utilization} leaves no room for a KV cache at any "
+            f"tensor parallel size. Use {hint}, more GPUs, or cb.recommend_model(hw)."
+        )
+    tp, kv_tokens, w_per_gpu = chosen
+    dp = n // tp
+
+    if max_model_len is None:
+        fitting = [L for L in NICE_LENGTHS if L * min_sequences <= kv_tokens]
+        length = fitting[-1]
+    else:
+        length = max_model_len
+        if length > kv_tokens:
+            warnings.append(
+                f"max_model_len={length} is more than the KV cache holds (~{kv_tokens} tokens per "
+                "replica): vLLM will refuse to start. Lower it or add GPUs."
+            )
+
+    limit = {"image": images, "video": videos}
+    flags = [
+        Flag("--tensor-parallel-size", str(tp),
+             f"{served} is ~{weights_gb:.0f} GB of weights; {tp} GPU(s) hold ~{w_per_gpu:.1f} GB each "
+             f"and leave room for the KV cache (a divisor of {n} GPUs and of {arch.heads} heads; "
+             "the seed's hard-coded 2 fails on one GPU)."),
+    ]
+    if dp > 1:
+        flags.append(Flag("--data-parallel-size", str(dp),
+                          f"{n} GPUs / {tp} per copy = {dp} independent replicas behind one endpoint: "
+                          "more throughput than splitting a model that already fits."))
+    flags += [
+        Flag("--gpu-memory-utilization", f"{gpu_memory_utilization:g}",
+             "fraction of each GPU vLLM may take (weights + KV cache); lower it if the GPU is shared "
+             "or the data-parallel vision encoder runs out of memory."),
+        Flag("--max-model-len", str(length),
+             f"the KV cache fits ~{kv_tokens} tokens per replica; {length} lets {min_sequences} "
+             f"full-length requests run at once. The default ({NATIVE_CONTEXT}, 256K) would not start."
+             if max_model_len is None else "set by you."),
+        Flag("--limit-mm-per-prompt", json.dumps(limit),
+             "images and videos one request may carry (JSON form of current vLLM); vLLM reserves "
+             "memory for this many at startup, so 0 videos frees memory for image-only servers."),
+    ]
+    if tp > 1:
+        flags.append(Flag("--mm-encoder-tp-mode", "data",
+                          "the vision encoder is small: run a full copy per GPU (data parallel) "
+                          "instead of splitting it; less communication (vLLM Qwen3-VL recipe)."))
+    if arch.moe and tp * dp > 1:
+        flags.append(Flag("--enable-expert-parallel", None,
+                          f"{size} is a mixture of experts: place whole experts on GPUs instead of "
+                          "slicing each one (Qwen3-VL README's 235B command)."))
+    if variant == "Thinking":
+        flags.append(Flag("--reasoning-parser", "deepseek_r1",
+                          "the Thinking chat template opens <think> in the prompt, so the output has "
+                          "only </think>; this parser splits reasoning from the answer without the "
+                          "opening tag (vLLM's qwen3 parser does too only in releases after PR #34779)."))
+    if fp8:
+        notes.append(f"{served} runs its FP8 weights natively: every GPU has compute capability >= 8.9. "
+                     "vLLM reads the checkpoint's quantization_config; no --quantization flag is needed.")
+    if served_name:
+        flags.append(Flag("--served-model-name", served_name,
+                          "the name clients send as `model` (workshop: one short name for the room)."))
+    if length > NATIVE_CONTEXT:
+        factor = min(3.0, math.ceil(length / NATIVE_CONTEXT))
+        rope = {"rope_type": "yarn", "factor": factor, "original_max_position_embeddings": NATIVE_CONTEXT,
+                "mrope_section": [24, 20, 20], "mrope_interleaved": True}
+        flags.append(Flag("--rope-scaling", json.dumps(rope),
+                          "YaRN beyond 256K; the Qwen3-VL README says factor 2-3, not 4."))
+    return VllmPlan(
+        model=served, requested=model, tensor_parallel_size=tp, data_parallel_size=dp,
+        gpu_memory_utilization=gpu_memory_utilization, max_model_len=length, limit_mm_per_prompt=limit,
+        flags=tuple(flags), warnings=tuple(warnings), notes=tuple(notes), kv_cache_tokens=kv_tokens,
+        weights_gb_per_gpu=w_per_gpu, moe=arch.moe, thinking=variant == "Thinking",
+    )
+
+
+def choose_backend(hw: "Hardware") -> tuple[str, str]:
+    """``("vllm" | "transformers", reason)``: vLLM when it is installed and a CUDA GPU is present."""
+    if hw.cuda and hw.vllm:
+        return "vllm", f"vLLM is installed and {len(hw.gpus)} CUDA GPU(s) are present"
+    if not hw.cuda:
+        return "transformers", f"no CUDA GPU (device: {hw.device}); vLLM needs one"
+    return "transformers", "vLLM is not installed (pip install -e '.[gpu]')"
+
+
+def transformers_command(model: str, host: str = "127.0.0.1", port: int = 8000,
+                         extra: tuple[str, ...] = ()) -> list[str]:
+    """``transformers serve`` argv that preloads ``model`` (a hub id or a local folder)."""
+    exe = Path(sys.executable).with_name("transformers")
+    head = [str(exe)] if exe.exists() else ["transformers"]
+    return [*head, "serve", "--host", host, "--port", str(port), *extra, str(model)]
+
+
+# ---------------------------------------------------------------------------------------------
+# 3. A local server that always stops
+# ---------------------------------------------------------------------------------------------
+
+
+def _check_loopback(host: str) -> None:
+    if host in LOOPBACK:
+        return
+    try:
+        if ipaddress.ip_address(host).is_loopback:
+            return
+    except ValueError:
+        pass
+    raise ValueError(
+        f"host={host!r}: cb.serving starts servers on loopback only (127.0.0.1). To serve a room, "
+        "run the printed command yourself with --host 0.0.0.0 behind your network's firewall."
+    )
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port nobody listens on right now."""
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
+class ServerError(RuntimeError):
+    """A server did not start or died; the message ends with the tail of its log."""
+
+
+_LIVE: dict[int, "Server"] = {}
+
+
+def _stop_all() -> None:
+    for server in list(_LIVE.values()):
+        server.stop()
+
+
+atexit.register(_stop_all)
+
+
+@dataclass
+class Server:
+    """A running OpenAI-compatible server on loopback. Use it as a context manager, or call stop()."""
+
+    kind: str
+    model: str
+    host: str
+    port: int
+    process: subprocess.Popen
+    log_path: Path
+    argv: list[str]
+    started_s: float = 0.0
+    _log_file: Any = field(default=None, repr=False)
+
+    @property
+    def url(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}"
+
+    @property
+    def base_url(self) -> str:
+        """What an OpenAI client needs: ``http://127.0.0.1:PORT/v1``."""
+        return self.url + "/v1"
+
+    @property
+    def running(self) -> bool:
+        return self.process.poll() is None
+
+    def env(self) -> dict[str, str]:
+        """The environment variables a client (or a learner in workshop mode) sets to use this server."""
+        return {"COOKBOOK_BASE_URL": self.base_url, "COOKBOOK_API_KEY": "EMPTY",
+                "COOKBOOK_SERVED_MODEL": self.model}
+
+    def client(self, **kw: Any):
+        """A ``cookbook.client.Client`` for this server."""
+        from cookbook.client import Client
+
+        kw.setdefault("server", self.kind)
+        return Client(base_url=self.base_url, api_key="EMPTY", model=self.model, **kw)
+
+    def logs(self, tail: int = 40) -> str:
+        """The last ``tail`` lines of the server's log."""
+        try:
+            lines = self.log_path.read_text(errors="replace").splitlines()
+        except FileNotFoundError:
+            return ""
+        return "\n".join(lines[-tail:])
+
+    def stop(self, timeout: float = 10.0) -> int | None:
+        """Terminate the server's whole process group (SIGTERM, then SIGKILL). Safe to call twice."""
+        _LIVE.pop(id(self), None)
+        if self.process.poll() is None:
+            for sig, wait in ((signal.SIGTERM, timeout), (signal.SIGKILL, 5.0)):
+                try:
+                    os.killpg(self.process.pid, sig)
+                except ProcessLookupError:
+                    break
+                try:
+                    self.process.wait(timeout=wait)
+                    break
+                except subprocess.TimeoutExpired:
+                    continue
+        if self._log_file is not None and not self._log_file.closed:
+            self._log_file.close()
+        return self.process.poll()
+
+    def __enter__(self) -> "Server":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.stop()
+
+    def __str__(self) -> str:
+        state = "running" if self.running else f"stopped (exit {self.process.poll()})"
+        return (f"{self.kind} serve on {self.base_url}  [{state}]\n  model: {self.model}\n"
+                f"  log: {self.log_path}\n  command: {' '.join(shlex.quote(a) for a in self.argv)}")
+
+    def _repr_pretty_(self, printer, cycle) -> None:
+        printer.text(str(self))
+
+
+def _get(url: str, timeout: float) -> tuple[int, str]:
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as r:
+            return r.status, r.read().decode(errors="replace")
+    except urllib.error.HTTPError as e:
+        return e.code, e.read().decode(errors="replace")
+
+
+def wait_healthy(server: Server, timeout: float = 180.0, interval: float = 0.5) -> float:
+    """Poll ``/health`` until it answers 200; raise ``ServerError`` with the log tail if the process
+    dies or ``timeout`` seconds pass. Returns the seconds waited."""
+    t0 = time.monotonic()
+    while True:
+        if not server.running:
+            raise ServerError(
+                f"{server.kind} serve exited with code {server.process.returncode} before it was "
+                f"healthy.\n--- last lines of {server.log_path} ---\n{server.logs()}"
+            )
+        try:
+            status, _ = _get(server.url + "/health", timeout=2.0)
+            if status == 200:
+                return time.monotonic() - t0
+        except (urllib.error.URLError, ConnectionError, TimeoutError, OSError):
+            pass
+        if time.monotonic() - t0 > timeout:
+            server.stop()
+            raise ServerError(
+                f"{server.kind} serve was not healthy after {timeout:.0f} s (stopped it).\n"
+                f"--- last lines of {server.log_path} ---\n{server.logs()}"
+            )
+        time.sleep(interval)
+
+
+def start(
+    model: str | os.PathLike,
+    *,
+    kind: str = "transformers",
+    hw: "Hardware | None" = None,
+    host: str = "127.0.0.1",
+    port: int | None = None,
+    timeout: float = 180.0,
+    log_dir: str | os.PathLike | None = None,
+    threads: int | None = None,
+    extra: tuple[str, ...] = (),
+    plan: VllmPlan | None = None,
+) -> Server:
+    """Start ``transformers serve`` (or ``vllm serve``: ``kind="vllm"``/``"auto"``) for ``model`` on
+    loopback, wait until ``/health`` answers, and return a ``Server`` (04_vllm_serving).
+
+    ``with cb.serving.start(path) as server:`` stops it even when the body raises.
+    """
+    from cookbook.hardware import hf_cache_dir
+
+    _check_loopback(host)
+    if kind == "auto":
+        from cookbook.hardware import hardware
+
+        kind, _ = choose_backend(hw or hardware())
+    if kind not in ("transformers", "vllm"):
+        raise ValueError(f"kind={kind!r}: use 'transformers', 'vllm' or 'auto'.")
+    port = port or free_port(host)
+    model = str(model)
+    env = dict(os.environ)
+    env["HF_HUB_DISABLE_UPDATE_CHECK"] = "1"
+    if threads:
+        env.update(OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
+    if kind == "transformers":
+        # transformers serve scans the hub cache for /v1/models and fails with CacheNotFound when
+        # the folder does not exist yet (fresh machines, CI).
+        hf_cache_dir().mkdir(parents=True, exist_ok=True)
+        if Path(model).is_dir():
+            env["HF_HUB_OFFLINE"] = "1"
+        argv = transformers_command(model, host, port, extra)
+    else:
+        if plan is None:
+            from cookbook.hardware import hardware
+
+            plan = vllm_plan(hw or hardware(), model)
+        argv = plan.command(host, port) + list(extra)
+    logs = Path(log_dir) if log_dir else Path(tempfile.gettempdir()) / "cookbook-servers"
+    logs.mkdir(parents=True, exist_ok=True)
+    log_path = logs / f"{kind}-{port}.log"
+    log_file = open(log_path, "w")  # noqa: SIM115 - closed by Server.stop
+    log_file.write("$ " + " ".join(shlex.quote(a) for a in argv) + "\n")
+    log_file.flush()
+    process = subprocess.Popen(
+        argv, stdout=log_file, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+        env=env, start_new_session=True,  # its own process group: stop() kills workers too
+    )
+    served = plan.model if (kind == "vllm" and plan is not None) else model
+    for f in (plan.flags if (kind == "vllm" and plan is not None) else ()):
+        if f.name == "--served-model-name":
+            served = f.value or served
+    server = Server(kind=kind, model=served, host=host, port=port, process=process,
+                    log_path=log_path, argv=argv, _log_file=log_file)
+    _LIVE[id(server)] = server
+    try:
+        server.started_s = wait_healthy(server, timeout=timeout)
+    except BaseException:
+        server.stop()
+        raise
+    return server
+
+
+def running_servers() -> list[Server]:
+    """Servers this Python process started and has not stopped yet."""
+    return list(_LIVE.values())
+
+
+# ---------------------------------------------------------------------------------------------
+# make serve
+# ---------------------------------------------------------------------------------------------
+
+
+def resolve_model(name: str | None = None) -> str:
+    """A model argument a server can load: the tiny checkpoint's folder in tiny mode, else the id."""
+    from cookbook.settings import settings, tiny_flavour
+
+    name = name or settings().model
+    flavour = tiny_flavour(name)
+    if flavour:
+        from cookbook import tiny
+
+        return str(tiny.build(flavour))
+    return name
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m cookbook.serving``: vLLM when installed with a CUDA GPU, else transformers serve."""
+    import argparse
+
+    from cookbook.hardware import hardware, hf_cache_dir
+
+    p = argparse.ArgumentParser(prog="python -m cookbook.serving", description=main.__doc__)
+    p.add_argument("--model", default=None, help="hub id or folder (default: COOKBOOK_MODEL's pick)")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=int(os.environ.get("COOKBOOK_PORT", "8000")))
+    p.add_argument("--backend", choices=("auto", "vllm", "transformers"), default="auto")
+    p.add_argument("--served-model-name", default=None)
+    p.add_argument("--dry-run", action="store_true", help="print the command and exit")
+    args = p.parse_args(argv)
+
+    hw = hardware()
+    backend, reason = choose_backend(hw) if args.backend == "auto" else (args.backend, "chosen with --backend")
+    model = resolve_model(args.model)
+    if backend == "vllm":
+        plan = vllm_plan(hw, model, served_name=args.served_model_name)
+        cmd = plan.command(args.host, args.port)
+        print(plan.explain())
+        served = args.served_model_name or plan.model
+    else:
+        hf_cache_dir().mkdir(parents=True, exist_ok=True)
+        cmd = transformers_command(model, args.host, args.port)
+        served = model
+    host = f"[{args.host}]" if ":" in args.host else args.host
+    print(f"backend: {backend} ({reason})")
+    print("$ " + " ".join(shlex.quote(a) for a in cmd))
+    print("\nClients (notebooks, learners) set:\n"
+          f"  export COOKBOOK_BASE_URL=http://{host}:{args.port}/v1\n"
+          f"  export COOKBOOK_SERVED_MODEL={shlex.quote(served)}\n"
+          "  export COOKBOOK_API_KEY=EMPTY", flush=True)
+    if args.dry_run:
+        return 0
+    env = dict(os.environ, HF_HUB_DISABLE_UPDATE_CHECK="1")
+    if Path(model).is_dir():
+        env["HF_HUB_OFFLINE"] = "1"
+    os.execvpe(cmd[0], cmd, env)
+    return 0  # not reached
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,138 @@
+"""Real video files for the notebooks, written and read with PyAV (11, and any video notebook).
+
+``write_demo_video`` encodes a short clip whose content says where you are in it: a coloured square
+moves left to right at a constant speed and every frame prints its number and time. That makes
+frame sampling and timestamps checkable by eye and by code.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+BACKGROUND = (24, 26, 32)
+SQUARE = (230, 60, 40)
+TEXT = (240, 240, 240)
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    """What a video file's container says about it (11)."""
+
+    path: str
+    fps: float
+    frames: int
+    duration: float
+    width: int
+    height: int
+    codec: str
+
+
+def square_x(frame_index: int, frames: int, width: int, side: int) -> int:
+    """Left edge (pixels) of the demo square in frame ``frame_index``: constant speed across (11)."""
+    travel = width - side
+    return round(travel * frame_index / max(1, frames - 1))
+
+
+def demo_frame(index: int, frames: int, fps: float, width: int, height: int) -> np.ndarray:
+    """One RGB frame of the demo clip (H, W, 3 uint8): square, frame number and time (11)."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    side = max(8, height // 3)
+    img = Image.new("RGB", (width, height), BACKGROUND)
+    draw = ImageDraw.Draw(img)
+    x = square_x(index, frames, width, side)
+    y = (height - side) // 2 + height // 8
+    draw.rectangle([x, y, x + side - 1, y + side - 1], fill=SQUARE)
+    try:
+        font = ImageFont.load_default(size=max(10, height // 12))
+    except TypeError:  # Pillow without FreeType sizes
+        font = ImageFont.load_default()
+    draw.text((6, 4), f"frame {index:03d}  t={index / fps:.2f}s", fill=TEXT, font=font)
+    return np.asarray(img)
+
+
+def write_demo_video(
+    path: str | Path,
+    seconds: float = 6.0,
+    fps: int = 12,
+    size: tuple[int, int] = (320, 240),
+    codec: str = "libx264",
+) -> Path:
+    """Encode the demo clip (moving square, frame counter) to ``path`` and return it (11).
+
+    ``size`` is (width, height), both even (H.264 with yuv420p needs even sides). The frame
+    rate is stored exactly in the container, so readers recover ``fps`` and every frame's time.
+    """
+    import av
+
+    width, height = size
+    if width % 2 or height % 2:
+        raise ValueError(f"size {size}: width and height must be even for yuv420p")
+    frames = int(round(seconds * fps))
+    if frames < 2:
+        raise ValueError("a video needs at least 2 frames (Qwen3-VL's temporal patch is 2)")
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with av.open(str(path), mode="w") as container:
+        stream = container.add_stream(codec, rate=Fraction(fps))
+        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+        if codec == "libx264":
+            stream.options = {"crf": "18", "preset": "veryfast"}
+        for i in range(frames):
+            frame = av.VideoFrame.from_ndarray(demo_frame(i, frames, fps, width, height), format="rgb24")
+            for packet in stream.encode(frame):
+                container.mux(packet)
+        for packet in stream.encode():  # flush the encoder
+            container.mux(packet)
+    return path
+
+
+def video_info(path: str | Path) -> VideoInfo:
+    """Frame rate, frame count, duration, size and codec of a video file, read with PyAV (11).
+
+    The frame count is the container's when it records one, else counted by decoding.
+    """
+    import av
+
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        fps = float(stream.average_rate or stream.guessed_rate or 0)
+        frames = stream.frames or sum(1 for _ in container.decode(stream))
+        codec = stream.codec_context.name
+        width, height = stream.codec_context.width, stream.codec_context.height
+    duration = frames / fps if fps else 0.0
+    return VideoInfo(str(path), fps, int(frames), duration, width, height, codec)
+
+
+def read_frames(path: str | Path, indices: Any = None) -> np.ndarray:
+    """Decode frames (all, or those at ``indices``) as an array (T, H, W, 3) uint8 RGB (11)."""
+    import av
+
+    wanted = None if indices is None else sorted({int(i) for i in indices})
+    frames = []
+    with av.open(str(path)) as container:
+        for i, frame in enumerate(container.decode(video=0)):
+            if wanted is None or i in wanted:
+                frames.append(frame.to_ndarray(format="rgb24"))
+            if wanted is not None and i >= wanted[-1]:
+                break
+    if wanted is not None and len(frames) != len(wanted):
+        raise IndexError(f"asked for frames {wanted[:5]}..., the file has only {i + 1}")
+    if wanted is not None and indices is not None:
+        order = [wanted.index(int(i)) for i in indices]
+        frames = [frames[j] for j in order]
+    return np.stack(frames)
+
+
+def find_square(frame: np.ndarray) -> float | None:
+    """Horizontal centre (pixels) of the demo square in a decoded frame, or None if absent (11)."""
+    rgb = frame.astype(np.int16)
+    mask = (rgb[..., 0] > 150) & (rgb[..., 1] < 120) & (rgb[..., 2] < 110)
+    if mask.sum() < 16:
+        return None
+    return float(np.nonzero(mask)[1].mean())

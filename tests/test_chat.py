@@ -1,0 +1,107 @@
+import pytest
+import torch
+
+import cookbook as cb
+from cookbook.chat import is_thinking, split_thinking
+from cookbook.messages import InputError
+
+
+def test_split_thinking():
+    assert split_thinking("I look.\n</think>\n\nA cat.") == ("I look.", "A cat.")
+    assert split_thinking("<think>\nhm</think>ok") == ("hm", "ok")
+    assert split_thinking("just an answer") == ("", "just an answer")
+
+
+def test_inputs_follow_the_fixed_recipe(tiny, photo):
+    model, processor = tiny
+    enc = cb.inputs(processor, [cb.messages.user(photo, "Describe.")], device=model.device)
+    assert {"input_ids", "attention_mask", "pixel_values", "image_grid_thw"} <= set(enc)
+    image_id = model.config.image_token_id
+    assert int((enc["input_ids"] == image_id).sum()) == int(enc["image_grid_thw"].prod()) // 4
+    assert enc["input_ids"].device == model.device
+
+
+def test_chat_trims_the_prompt_and_counts_tokens(tiny, photo):
+    model, processor = tiny
+    conv = [cb.messages.user(photo, "Describe this image.")]
+    reply = cb.chat(model, processor, conv, do_sample=False, presence_penalty=0, max_new_tokens=6)
+    enc = cb.inputs(processor, conv)
+    with torch.inference_mode():
+        raw = model.generate(**enc, do_sample=False, max_new_tokens=6)
+    expected = processor.decode(raw[0, enc["input_ids"].shape[1]:], skip_special_tokens=True)
+    assert reply.text == expected and reply.answer == expected.strip()
+    assert reply.prompt_tokens == enc["input_ids"].shape[1] and 1 <= reply.new_tokens <= 6
+    assert "Describe this image" not in reply.text and reply.seconds > 0
+
+
+def test_smoke_budget_caps_generation(tiny, photo, monkeypatch):
+    monkeypatch.setenv("COOKBOOK_MODEL", "tiny")
+    model, processor = tiny
+    reply = cb.chat(model, processor, [cb.messages.user(photo, "Hi")], seed=0, min_new_tokens=100)
+    assert reply.new_tokens == cb.budget().max_new_tokens
+
+
+def test_seed_makes_sampling_repeatable(tiny, photo):
+    model, processor = tiny
+    conv = [cb.messages.user(photo, "Tell a story.")]
+    a = cb.chat(model, processor, conv, seed=3, max_new_tokens=8)
+    b = cb.chat(model, processor, conv, seed=3, max_new_tokens=8)
+    assert a.text == b.text
+
+
+def test_batch_is_left_padded_and_matches_single_runs(tiny, photo):
+    model, processor = tiny
+    convs = [[cb.messages.user(photo, "Describe.")],
+             [cb.messages.user(photo.resize((96, 64)), "What colour is the square in this picture?")]]
+    replies = cb.chat(model, processor, convs, do_sample=False, max_new_tokens=5)
+    assert processor.tokenizer.padding_side == "left" and len(replies) == 2
+    singles = [cb.chat(model, processor, c, do_sample=False, max_new_tokens=5) for c in convs]
+    assert [r.prompt_tokens for r in replies] == [s.prompt_tokens for s in singles]
+    # greedy decoding is the same with and without padding (float32 on CPU)
+    assert [r.text for r in replies] == [s.text for s in singles]
+
+
+def test_stream_yields_the_same_text(tiny, photo, capsys):
+    model, processor = tiny
+    conv = [cb.messages.user(photo, "Describe.")]
+    pieces = list(cb.stream(model, processor, conv, do_sample=False, max_new_tokens=6))
+    whole = cb.chat(model, processor, conv, do_sample=False, max_new_tokens=6)
+    assert "".join(pieces).strip() == whole.text.strip() and len(pieces) >= 1
+    printed = cb.chat(model, processor, conv, stream=True, do_sample=False, max_new_tokens=6)
+    assert printed.text == whole.text
+    assert capsys.readouterr().out.strip() == whole.text.strip()
+
+
+def test_multi_turn(tiny, photo):
+    model, processor = tiny
+    conv = [cb.messages.user(photo, "What is this?")]
+    first = cb.chat(model, processor, conv, max_new_tokens=4, seed=0)
+    conv += [cb.messages.assistant(first.answer or "?"), cb.messages.user("And the colour?")]
+    second = cb.chat(model, processor, conv, max_new_tokens=4, seed=0)
+    assert second.prompt_tokens > first.prompt_tokens + 4
+
+
+def test_thinking_flavour(tiny_thinking, photo):
+    model, processor = tiny_thinking
+    assert is_thinking(processor)
+    reply = cb.chat(model, processor, [cb.messages.user(photo, "Why?")], max_new_tokens=4, seed=0)
+    assert (reply.reasoning, reply.answer) == split_thinking(reply.text)
+    prompt = processor.apply_chat_template([cb.messages.user("Why?")], tokenize=False, add_generation_prompt=True)
+    assert prompt.endswith("<|im_start|>assistant\n<think>\n")
+
+
+def test_bad_input_is_named(tiny):
+    model, processor = tiny
+    with pytest.raises(InputError, match="no messages"):
+        cb.chat(model, processor, [])
+    with pytest.raises(InputError, match="empty content"):
+        cb.chat(model, processor, [{"role": "user", "content": []}])
+    with pytest.raises(KeyError, match="unknown preset"):
+        cb.chat(model, processor, [cb.messages.user("hi")], preset="wild")
+
+
+def test_prompt_longer_than_the_context_is_refused(tiny, photo, monkeypatch):
+    model, processor = tiny
+    monkeypatch.setattr(model.config.text_config, "max_position_embeddings", 32)  # the prompt is ~30+24 tokens
+    with pytest.raises(InputError, match="context is 32"):
+        cb.chat(model, processor, [cb.messages.user(photo, "Hi")], max_new_tokens=2)

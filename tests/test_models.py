@@ -1,0 +1,91 @@
+import pytest
+
+import cookbook as cb
+from cookbook.models import LINEUP, SEED_MIN_MEMORY_GB, LoadError, attention_for, checkpoint, set_image_budget
+
+H100 = cb.GPU("H100", 80.0, (9, 0))
+L4 = cb.GPU("L4", 24.0, (8, 9))
+A10 = cb.GPU("A10", 24.0, (8, 6))
+RTX = cb.GPU("RTX 4060", 8.0, (8, 9))
+
+
+def test_lineup_covers_sizes_variants_and_fp8():
+    assert len(LINEUP) == 6 * 2 * 2
+    assert {c.size for c in LINEUP} == {"2B", "4B", "8B", "32B", "30B-A3B", "235B-A22B"}
+    ck = checkpoint("qwen/qwen3-vl-8b-instruct-fp8")
+    assert ck.fp8 and ck.size == "8B" and ck.disk_gb == pytest.approx(ck.params_b)
+    assert checkpoint("Qwen/Qwen3-VL-30B-A3B-Thinking").moe
+    assert checkpoint("gpt2") is None
+
+
+def test_fp8_halves_the_weights():
+    bf16, fp8 = checkpoint("Qwen/Qwen3-VL-8B-Instruct"), checkpoint("Qwen/Qwen3-VL-8B-Instruct-FP8")
+    assert fp8.min_memory_gb == pytest.approx(bf16.min_memory_gb / 2, rel=0.01)
+
+
+def test_seed_table_is_kept_for_comparison():
+    assert SEED_MIN_MEMORY_GB == {"4B": 8, "8B": 16, "30B-A3B": 48, "235B-A22B": 160}
+
+
+@pytest.mark.parametrize("hw", [
+    cb.Hardware("cuda", (RTX,)), cb.Hardware("cuda", (L4,)), cb.Hardware("cuda", (A10,)),
+    cb.Hardware("cuda", (H100,)), cb.Hardware("cuda", (H100,) * 8),
+])
+def test_recommendation_is_the_strongest_fit(hw):
+    rec = cb.recommend_model(hw)
+    room = hw.gpu_memory_gb
+    assert rec.checkpoint.min_memory_gb <= room and rec.reason
+    assert hw.fp8 or not rec.checkpoint.fp8
+    stronger = [c for c in LINEUP if c.variant == "Instruct" and c.params_b > rec.checkpoint.params_b
+                and c.min_memory_gb <= room and (hw.fp8 or not c.fp8)]
+    assert stronger == [], f"{rec} skipped a stronger fit: {stronger}"
+
+
+def test_recommendation_examples():
+    assert cb.recommend_model(cb.Hardware("cpu", ram_gb=16)).checkpoint.id == "Qwen/Qwen3-VL-2B-Instruct"
+    assert cb.recommend_model(cb.Hardware("cuda", (L4,))).checkpoint.id == "Qwen/Qwen3-VL-8B-Instruct"
+    assert cb.recommend_model(cb.Hardware("cuda", (H100,))).checkpoint.id == "Qwen/Qwen3-VL-32B-Instruct-FP8"
+    assert cb.recommend_model(cb.Hardware("cuda", (A10,))).checkpoint.id == "Qwen/Qwen3-VL-8B-Instruct"
+    assert cb.recommend_model(cb.Hardware("cuda", (RTX,))).checkpoint.id == "Qwen/Qwen3-VL-4B-Instruct-FP8"
+    assert cb.recommend_model(cb.Hardware("cuda", (H100,) * 8)).checkpoint.id == "Qwen/Qwen3-VL-235B-A22B-Instruct"
+    assert cb.recommend_model(cb.Hardware("cuda", (H100,) * 8), thinking=True).checkpoint.variant == "Thinking"
+
+
+def test_attention_choice():
+    assert attention_for(cb.Hardware("cuda", (A10,), flash_attn=True)) == "flash_attention_2"
+    assert attention_for(cb.Hardware("cuda", (A10,), flash_attn=False)) == "sdpa"
+    assert attention_for(cb.Hardware("cuda", (cb.GPU("T4", 15, (7, 5)),), flash_attn=True)) == "sdpa"
+    assert attention_for(cb.Hardware("cpu", flash_attn=True)) == "sdpa"
+
+
+def test_load_tiny(tiny):
+    model, processor = tiny
+    assert type(model).__name__ == "Qwen3VLForConditionalGeneration"
+    assert model.config._attn_implementation == "sdpa" and not model.training
+    assert processor.image_processor.patch_size == 16
+
+
+def test_image_budget_is_set_on_the_processor(tiny, photo):
+    _, processor = tiny
+    before = dict(processor.image_processor.size)
+    try:
+        set_image_budget(processor, max_pixels=64 * 32 * 32, min_pixels=4 * 32 * 32)
+        big = photo.resize((1600, 960))
+        grid = processor.image_processor(images=[big], return_tensors="pt")["image_grid_thw"][0]
+        assert int(grid.prod()) // 4 <= 64
+        with pytest.raises(ValueError, match="above max_pixels"):
+            set_image_budget(processor, max_pixels=1024, min_pixels=4096)
+    finally:
+        processor.image_processor.size = before
+
+
+def test_load_errors_name_the_fix(monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(LoadError, match="COOKBOOK_MODEL=tiny"):
+        cb.load("Qwen/Qwen3-VL-2B-Instruct", check_memory=False)
+    if not cb.hardware().fp8:
+        with pytest.raises(LoadError, match="8.9"):
+            cb.load("Qwen/Qwen3-VL-8B-Instruct-FP8")
+    if cb.hardware().ram_gb < 500 and not cb.hardware().cuda:
+        with pytest.raises(LoadError, match="check_memory=False"):
+            cb.load("Qwen/Qwen3-VL-235B-A22B-Instruct")

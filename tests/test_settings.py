@@ -1,0 +1,52 @@
+import pytest
+
+import cookbook as cb
+from cookbook.settings import REAL_BUDGET, SMOKE_BUDGET
+
+
+def test_tiny_is_a_smoke_run(monkeypatch):
+    monkeypatch.setenv("COOKBOOK_MODEL", "tiny")
+    s = cb.settings()
+    assert (s.model, s.smoke, s.thinking, s.device) == ("tiny-instruct", True, False, "cpu")
+    assert cb.budget() == SMOKE_BUDGET
+    assert "SMOKE RUN" in str(s) and "nonsense" in str(s)
+
+
+def test_tiny_thinking(monkeypatch):
+    monkeypatch.setenv("COOKBOOK_MODEL", "tiny-thinking")
+    assert cb.settings().thinking is True
+
+
+def test_hub_id_is_passed_through(monkeypatch):
+    monkeypatch.setenv("COOKBOOK_MODEL", "Qwen/Qwen3-VL-8B-Thinking")
+    s = cb.settings()
+    assert s.model == "Qwen/Qwen3-VL-8B-Thinking" and s.thinking and not s.smoke
+    assert cb.budget() == REAL_BUDGET
+    assert "SMOKE RUN" not in str(s)
+
+
+def test_auto_uses_the_recommendation(monkeypatch):
+    monkeypatch.setenv("COOKBOOK_MODEL", "auto")
+    assert cb.settings().model == cb.recommend_model().checkpoint.id
+
+
+def test_hub_and_offline_variables(monkeypatch):
+    monkeypatch.setenv("COOKBOOK_MODEL", "tiny")
+    monkeypatch.setenv("HF_ENDPOINT", "https://hf-mirror.example")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    s = cb.settings()
+    assert s.endpoint == "https://hf-mirror.example" and s.offline
+    monkeypatch.setenv("COOKBOOK_HUB", "modelscope")
+    assert cb.settings().hub == "modelscope"
+    monkeypatch.setenv("COOKBOOK_HUB", "elsewhere")
+    with pytest.raises(ValueError, match="huggingface"):
+        cb.settings()
+
+
+def test_import_is_cheap():
+    import subprocess
+    import sys
+
+    code = "import sys, cookbook; print(sorted(m for m in ('torch', 'transformers', 'PIL') if m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
