@@ -9,6 +9,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
+from cookbook.assets import asset
 from cookbook.chat import Reply, chat, inputs, stream
 from cookbook.hardware import GPU, Hardware, doctor, hardware
 from cookbook.models import load, recommend_model
@@ -20,6 +21,7 @@ __all__ = [
     "PRESETS",
     "Hardware",
     "Reply",
+    "asset",
     "budget",
     "chat",
     "doctor",

@@ -349,28 +349,6 @@ PATCH, MERGE = 16, 2
 FACTOR = PATCH * MERGE  # one visual token = 32 x 32 pixels
 
 
-def fit_to_grid(height: int, width: int, min_pixels: int, max_pixels: int, factor: int = FACTOR) -> tuple[int, int]:
-    """The (height, width) the Qwen2-VL/Qwen3-VL image processors resize to (11).
-
-    Each side goes to the nearest multiple of ``factor``; if the area then exceeds
-    ``max_pixels`` (or falls below ``min_pixels``) both sides are scaled by the same factor
-    and rounded down (up) to multiples of ``factor``, keeping the aspect ratio close.
-    """
-    if max(height, width) / min(height, width) > 200:
-        raise ValueError("aspect ratio above 200: the processor refuses such images")
-    h = round(height / factor) * factor
-    w = round(width / factor) * factor
-    if h * w > max_pixels:
-        shrink = math.sqrt(height * width / max_pixels)
-        h = max(factor, math.floor(height / shrink / factor) * factor)
-        w = max(factor, math.floor(width / shrink / factor) * factor)
-    elif h * w < min_pixels:
-        grow = math.sqrt(min_pixels / (height * width))
-        h = math.ceil(height * grow / factor) * factor
-        w = math.ceil(width * grow / factor) * factor
-    return h, w
-
-
 @dataclass(frozen=True)
 class ImageTokens:
     """One image's way from pixels to visual tokens (11)."""
@@ -394,16 +372,18 @@ class ImageTokens:
         }
 
 
-def image_tokens(height: int, width: int, min_pixels: int = 64 * FACTOR**2,
-                 max_pixels: int = 16384 * FACTOR**2, patch_size: int = PATCH,
-                 merge_size: int = MERGE) -> ImageTokens:
-    """Count an image's visual tokens the way the processor does (11).
+def token_breakdown(width: int, height: int, min_pixels: int = 64 * FACTOR**2,
+                    max_pixels: int = 16384 * FACTOR**2, patch_size: int = PATCH,
+                    merge_size: int = MERGE) -> ImageTokens:
+    """Follow an image (``width`` x ``height``, PIL order) from pixels to visual tokens (11).
 
-    Resize to a multiple of ``patch_size * merge_size`` within [min_pixels, max_pixels], cut into
-    16x16 patches (grid_h x grid_w), merge 2x2 patches into one token. Defaults: the released
-    checkpoints' 64 to 16384 tokens.
+    Resized with ``cb.memory.smart_resize`` to multiples of 32 within [min_pixels, max_pixels],
+    cut into 16x16 patches (grid_h x grid_w), 2x2 patches merged into one token. Defaults: the
+    released checkpoints' budget of 64 to 16384 tokens.
     """
-    rh, rw = fit_to_grid(height, width, min_pixels, max_pixels, patch_size * merge_size)
+    from cookbook.memory import smart_resize  # the cookbook's one copy of the resize rule
+
+    rh, rw = smart_resize(height, width, patch_size * merge_size, min_pixels, max_pixels)
     gh, gw = rh // patch_size, rw // patch_size
     return ImageTokens(height, width, rh, rw, 1, gh, gw, gh * gw // merge_size**2)
 

@@ -126,7 +126,7 @@ def shape(config: Any) -> Shape:
     if tie is None:
         tie = text.get("tie_word_embeddings", False)
     heads = text["num_attention_heads"]
-    experts = int(text.get("num_experts") or 0)
+    experts = int(text.get("num_experts") or text.get("num_local_experts") or 0)  # to_dict() renames it
     moe_layers = None
     if experts:
         only = set(text.get("mlp_only_layers") or [])

@@ -198,6 +198,39 @@ def set_image_budget(processor: Any, max_pixels: int | None = None, min_pixels: 
     processor.image_processor.size = size
 
 
+def fetch(model: str | None = None, check_memory: bool = True) -> Path:
+    """The local folder of a checkpoint: the tiny one (built), a local folder, or a hub download.
+
+    Refuses, with the fix, an FP8 checkpoint on a GPU without FP8 and a model too big for memory.
+    """
+    from cookbook import tiny
+    from cookbook.settings import settings, tiny_flavour
+
+    name = model or settings().model
+    flavour = tiny_flavour(name)
+    if flavour:
+        return tiny.build(flavour)
+    if Path(name).expanduser().is_dir():
+        return Path(name).expanduser()
+    hw = hardware()
+    ck = checkpoint(name)
+    if ck is not None and ck.fp8 and not hw.fp8:
+        raise LoadError(
+            f"{name} stores FP8 weights; running them needs a CUDA GPU with compute capability "
+            f"8.9+ (this machine: {hw.device}). Use {name.removesuffix('-FP8')} (bf16) instead, "
+            "or see 03_fp8_and_memory for 8-bit/4-bit options."
+        )
+    if ck is not None and check_memory:
+        room = hw.gpu_memory_gb if hw.cuda else hw.ram_gb
+        if room and room < ck.min_memory_gb:
+            raise LoadError(
+                f"{name} needs about {ck.min_memory_gb:.0f} GB and this machine has {room:.0f} GB "
+                f"of {'GPU memory' if hw.cuda else 'RAM'}. Try {recommend_model(hw).checkpoint.id} "
+                "(cb.recommend_model()), or pass check_memory=False to try anyway."
+            )
+    return download(name)
+
+
 def load(
     model: str | None = None,
     *,
@@ -214,7 +247,6 @@ def load(
     Picks the attention implementation from what is installed, downloads with progress, and raises
     ``LoadError`` with the fix for the usual failures. Taught in 01_first_image_chat.
     """
-    from cookbook import tiny
     from cookbook.settings import settings, tiny_flavour
 
     _check_transformers()
@@ -222,30 +254,10 @@ def load(
     from transformers import AutoModelForImageTextToText, AutoProcessor
 
     name = model or settings().model
-    flavour = tiny_flavour(name)
     hw = hardware()
-    if flavour:
-        path = tiny.build(flavour)
+    if tiny_flavour(name):
         dtype, device_map, attn_implementation = torch.float32, None, attn_implementation or "sdpa"
-    elif Path(name).expanduser().is_dir():
-        path = Path(name).expanduser()
-    else:
-        ck = checkpoint(name)
-        if ck is not None and ck.fp8 and not hw.fp8:
-            raise LoadError(
-                f"{name} stores FP8 weights; running them needs a CUDA GPU with compute capability "
-                f"8.9+ (this machine: {hw.device}). Use {name.removesuffix('-FP8')} (bf16) instead, "
-                "or see 03_fp8_and_memory for 8-bit/4-bit options."
-            )
-        if ck is not None and check_memory:
-            room = hw.gpu_memory_gb if hw.cuda else hw.ram_gb
-            if room and room < ck.min_memory_gb:
-                raise LoadError(
-                    f"{name} needs about {ck.min_memory_gb:.0f} GB and this machine has {room:.0f} GB "
-                    f"of {'GPU memory' if hw.cuda else 'RAM'}. Try {recommend_model(hw).checkpoint.id} "
-                    "(cb.recommend_model()), or pass check_memory=False to try anyway."
-                )
-        path = download(name)
+    path = fetch(name, check_memory=check_memory)
     attn = attn_implementation or attention_for(hw)
     processor = AutoProcessor.from_pretrained(path)
     set_image_budget(processor, max_pixels, min_pixels)

@@ -79,19 +79,44 @@ def normalize_messages(messages: list[dict]) -> list[dict]:
     return out
 
 
-def _video_parts(messages: list[dict]) -> list[dict]:
-    return [
-        p for m in messages if isinstance(m.get("content"), list)
-        for p in m["content"] if isinstance(p, dict) and "video" in p
-    ]
+def qwen_vl_utils_reads_video() -> bool:
+    """True when one of qwen-vl-utils 0.0.14's video readers works here: torchcodec, decord, or
+    ``torchvision.io.read_video`` (removed from recent torchvision releases)."""
+    import importlib.util
+
+    if importlib.util.find_spec("torchcodec") or importlib.util.find_spec("decord"):
+        return True
+    import torchvision.io
+
+    return hasattr(torchvision.io, "read_video")
+
+
+def _resize_video(video: Any, part: dict, factor: int) -> Any:
+    """Resize a (T, C, H, W) video the way qwen-vl-utils does (per-frame and total pixel budgets),
+    with sides that are multiples of ``factor`` (32 for Qwen3-VL)."""
+    from qwen_vl_utils import vision_process as vp
+    from torchvision.transforms import InterpolationMode
+    from torchvision.transforms import functional as F
+
+    frames, _, height, width = video.shape
+    min_pixels = part.get("min_pixels", vp.VIDEO_MIN_TOKEN_NUM * factor * factor)
+    total_pixels = part.get("total_pixels", vp.MODEL_SEQ_LEN * factor * factor * 0.9)
+    max_pixels = max(min(vp.VIDEO_MAX_TOKEN_NUM * factor * factor, total_pixels / frames * vp.FRAME_FACTOR),
+                     int(min_pixels * 1.05))
+    max_pixels = min(part.get("max_pixels", max_pixels), max_pixels)
+    if "resized_height" in part and "resized_width" in part:
+        h, w = vp.smart_resize(part["resized_height"], part["resized_width"], factor=factor)
+    else:
+        h, w = vp.smart_resize(height, width, factor=factor, min_pixels=min_pixels, max_pixels=max_pixels)
+    return F.resize(video, [h, w], interpolation=InterpolationMode.BICUBIC, antialias=True).float()
 
 
 def _frame_list_video(part: dict, factor: int) -> tuple[Any, dict]:
-    """A list of frames as a (T, C, H, W) float tensor with sides that are multiples of ``factor``
-    (32 for Qwen3-VL) and metadata whose timestamps follow ``sample_fps`` (default 2 frames/s).
+    """A list of frames (PIL images or paths) as ``(frames, metadata)``: sides multiples of
+    ``factor``, aspect ratio kept, timestamps at ``sample_fps`` frames per second (default 2).
 
-    Replaces qwen-vl-utils 0.0.14's frame-list branch, which resizes every frame to multiples of 64
-    (it passes the merge factor where the patch size belongs) and loses the aspect ratio.
+    Replaces qwen-vl-utils 0.0.14's frame-list branch, which first resizes every frame to multiples
+    of 64 (it passes the merge factor where the patch size belongs) and so distorts the picture.
     """
     import numpy as np
     import torch
@@ -100,72 +125,88 @@ def _frame_list_video(part: dict, factor: int) -> tuple[Any, dict]:
 
     frames = []
     for src in part["video"]:
-        if isinstance(src, Image.Image):
-            img = src
-        else:
-            path = str(src)
-            img = Image.open(path[7:] if path.startswith("file://") else path)
+        img = src if isinstance(src, Image.Image) else Image.open(str(src).removeprefix("file://"))
         frames.append(vp.to_rgb(img))
     if len(frames) % vp.FRAME_FACTOR:  # temporal patch 2: pad with the last frame, as upstream does
         frames.append(frames[-1])
-    width, height = frames[0].size
-    min_pixels = part.get("min_pixels", vp.VIDEO_MIN_TOKEN_NUM * factor * factor)
-    total_pixels = part.get("total_pixels", vp.MODEL_SEQ_LEN * factor * factor * 0.9)
-    max_pixels = max(
-        min(vp.VIDEO_MAX_TOKEN_NUM * factor * factor, total_pixels / len(frames) * vp.FRAME_FACTOR),
-        int(min_pixels * 1.05),
-    )
-    max_pixels = min(part.get("max_pixels", max_pixels), max_pixels)
-    if "resized_height" in part and "resized_width" in part:
-        h, w = vp.smart_resize(part["resized_height"], part["resized_width"], factor=factor)
-    else:
-        h, w = vp.smart_resize(height, width, factor=factor, min_pixels=min_pixels, max_pixels=max_pixels)
-    video = torch.stack([
-        torch.from_numpy(np.asarray(f.resize((w, h), Image.BICUBIC)).copy()).permute(2, 0, 1)
-        for f in frames
-    ]).float()
-    fps = float(part.get("sample_fps", vp.FPS))
-    metadata = {
-        "fps": fps,
-        "frames_indices": list(range(len(frames))),
-        "total_num_frames": len(frames),
-        "video_backend": "frames",
-    }
-    return video, metadata
+    video = torch.stack([torch.from_numpy(np.asarray(f).copy()).permute(2, 0, 1) for f in frames])
+    metadata = {"fps": float(part.get("sample_fps", vp.FPS)), "frames_indices": list(range(len(frames))),
+                "total_num_frames": len(frames), "video_backend": "frames"}
+    return _resize_video(video, part, factor), metadata
+
+
+def _file_video(part: dict, factor: int) -> tuple[Any, dict]:
+    """A video file read with PyAV and sampled like qwen-vl-utils (``fps``, default 2; 4 to 768
+    frames; ``video_start``/``video_end``), with the original fps and frame indices as metadata."""
+    import torch
+    from qwen_vl_utils import vision_process as vp
+
+    from cookbook.video import read_frames, video_info
+
+    path = str(part["video"]).removeprefix("file://")
+    info = video_info(path)
+    start, end, total = vp.calculate_video_frame_range(part, info.frames, info.fps)
+    n = vp.smart_nframes(part, total_frames=total, video_fps=info.fps)
+    idx = torch.linspace(start, end, n).round().long().tolist()
+    video = torch.from_numpy(read_frames(path, idx)).permute(0, 3, 1, 2)
+    metadata = {"fps": info.fps, "frames_indices": idx, "total_num_frames": info.frames,
+                "video_backend": "pyav"}
+    return _resize_video(video, part, factor), metadata
 
 
 def vllm_inputs(messages: list[dict], processor: Any, image_patch_size: int | None = None) -> dict:
     """One prompt for ``vllm.LLM.generate``: text with vision placeholders, ``multi_modal_data`` and
     ``mm_processor_kwargs`` (04_vllm_serving). The seed's ``prepare_inputs_for_vllm``, fixed.
 
-    Images come back as PIL images resized to multiples of 32; videos as ``(frames, metadata)``.
+    Images come back as PIL images with sides that are multiples of 32; videos as
+    ``(frames, metadata)`` pairs with the fps and frame indices Qwen3-VL's timestamps need.
     """
     from qwen_vl_utils import process_vision_info
 
     messages = normalize_messages(messages)
     patch = image_patch_size or getattr(getattr(processor, "image_processor", None), "patch_size", None) or 16
     text = processor.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+
+    # Videos qwen-vl-utils 0.0.14 gets wrong are read here; it handles images and the rest.
+    reads_files = qwen_vl_utils_reads_video()
+    ours: dict[int, tuple[Any, dict]] = {}
+    kept = []
+    n_video = 0
+    for m in messages:
+        content = m.get("content")
+        if not isinstance(content, list):
+            kept.append(m)
+            continue
+        parts = []
+        for part in content:
+            if isinstance(part, dict) and "video" in part:
+                if isinstance(part["video"], (list, tuple)):
+                    ours[n_video] = _frame_list_video(part, factor=patch * 2)
+                elif not reads_files and not str(part["video"]).startswith(("http://", "https://")):
+                    ours[n_video] = _file_video(part, factor=patch * 2)
+                else:
+                    parts.append(part)
+                n_video += 1
+            else:
+                parts.append(part)
+        kept.append({**m, "content": parts})
     images, videos, video_kwargs = process_vision_info(
-        messages,
-        image_patch_size=patch,
+        kept,
+        image_patch_size=patch,  # 16 for Qwen3-VL (14 is the default, for Qwen2.5-VL)
         return_video_kwargs=True,
         return_video_metadata=True,  # Qwen3-VL needs fps + frame indices for its <t seconds> stamps
     )
-    if videos is not None:
-        # Replace what qwen-vl-utils 0.0.14 did to frame lists (multiples of 64) with the right size.
-        videos = list(videos)
-        for i, part in enumerate(_video_parts(messages)):
-            if isinstance(part["video"], (list, tuple)):
-                videos[i] = _frame_list_video(part, factor=patch * 2)
-        videos = [tuple(v) for v in videos]  # (frames, metadata) pairs, as vLLM expects for Qwen3-VL
+    theirs = iter(videos or [])
+    pairs = [tuple(ours[i]) if i in ours else tuple(next(theirs)) for i in range(n_video)]
+
     mm_data: dict[str, list] = {}
     if images is not None:
         mm_data["image"] = images
-    if videos is not None:
-        mm_data["video"] = videos
+    if pairs:
+        mm_data["video"] = pairs  # (frames, metadata) pairs, as vLLM expects for Qwen3-VL
     out: dict[str, Any] = {"prompt": text, "multi_modal_data": mm_data}
-    if videos is not None:
-        # {'do_sample_frames': False}: frames were already sampled here; vLLM must not sample again.
+    if pairs:
+        # {'do_sample_frames': False}: frames were sampled here; vLLM must not sample them again.
         out["mm_processor_kwargs"] = dict(video_kwargs)
     return out
 
@@ -174,32 +215,8 @@ def vllm_inputs(messages: list[dict], processor: Any, image_patch_size: int | No
 # 2. vllm serve / vllm.LLM plans from a hardware description
 # ---------------------------------------------------------------------------------------------
 
-# Text-model shapes from each checkpoint's config.json (text_config) and parameter counts from the
-# model cards: they size the weights and the KV cache per token.
-@dataclass(frozen=True)
-class Arch:
-    """What a plan needs to know about one size of Qwen3-VL."""
-
-    params_b: float
-    layers: int
-    heads: int
-    kv_heads: int
-    head_dim: int = 128
-    moe: bool = False
-    moe_intermediate: int = 0
-    vision_params_b: float = 0.4
-
-
-ARCHS: dict[str, Arch] = {
-    "2B": Arch(2.13, 28, 16, 8, vision_params_b=0.3),
-    "4B": Arch(4.44, 36, 32, 8, vision_params_b=0.3),
-    "8B": Arch(8.77, 36, 32, 8),
-    "32B": Arch(33.4, 64, 64, 8),
-    "30B-A3B": Arch(31.1, 48, 32, 4, moe=True, moe_intermediate=768),
-    "235B-A22B": Arch(236.0, 94, 64, 4, moe=True, moe_intermediate=1536),
-}
 NATIVE_CONTEXT = 262144  # config max_position_embeddings: 256K
-NICE_LENGTHS = (4096, 8192, 16384, 32768, 65536, 131072, 262144)
+NICE_LENGTHS = (8192, 16384, 32768, 65536, 131072, 262144)
 _ID = re.compile(r"Qwen3-VL-(?P<size>\d+B(?:-A\d+B)?)-(?P<variant>Instruct|Thinking)(?P<fp8>-FP8)?", re.I)
 
 
@@ -308,17 +325,10 @@ class VllmPlan:
         printer.text(str(self))
 
 
-def _bytes_per_param(fp8: bool) -> float:
-    # FP8 checkpoints store linear weights in 1 byte plus block scales; embeddings, norms and the
-    # vision tower stay in 16 bits: about 1.1 bytes per parameter overall (estimate).
-    return 1.1 if fp8 else 2.0
-
-
-def _kv_bytes_per_token_per_gpu(arch: Arch, tp: int) -> float:
+def _kv_bytes_per_token_per_gpu(shape: Any, tp: int) -> int:
     # K and V, every layer, the KV heads this GPU holds (vLLM replicates KV heads when tp > kv_heads),
     # 16-bit cache.
-    heads_here = max(1, arch.kv_heads // tp)
-    return 2 * arch.layers * heads_here * arch.head_dim * 2
+    return 2 * shape.layers * max(1, shape.kv_heads // tp) * shape.head_dim * 2
 
 
 def vllm_plan(
@@ -329,15 +339,16 @@ def vllm_plan(
     videos: int = 1,
     gpu_memory_utilization: float = 0.9,
     max_model_len: int | None = None,
-    min_sequences: int = 4,
+    min_sequences: int = 2,
     served_name: str | None = None,
 ) -> VllmPlan:
     """Derive ``vllm serve`` flags for ``model`` on ``hw`` (04_vllm_serving).
 
-    Tensor parallel size: the smallest divisor of the GPU count (that also divides the attention
-    heads) whose share of the weights leaves room for ``min_sequences`` sequences of at least 4096
-    tokens; the remaining GPUs become data-parallel replicas. Raises ``NoGPUError`` without CUDA
-    and ``DoesNotFitError`` when no split fits.
+    Tensor parallel size: a divisor of the GPU count (and of the attention heads) whose share of
+    the weights leaves room for ``min_sequences`` sequences of at least 8192 tokens. Dense models
+    take the smallest such split and use the other GPUs as data-parallel replicas; MoE models
+    spread over every GPU with expert parallelism, as the Qwen3-VL README does. Raises
+    ``NoGPUError`` without CUDA and ``DoesNotFitError`` when no split fits.
     """
     if not hw.cuda:
         raise NoGPUError(
@@ -345,8 +356,10 @@ def vllm_plan(
             f"(device: {hw.device}). Serve with `transformers serve` instead: "
             "cb.serving.start(model) or `make serve`, which falls back to it automatically."
         )
+    from cookbook import memory
+
     size, variant, fp8 = parse_model_id(model)
-    arch = ARCHS[size]
+    arch = memory.shape(size)  # layers, heads, KV heads, experts: from the checkpoints' config.json
     warnings: list[str] = []
     notes: list[str] = []
     served = model
@@ -362,19 +375,23 @@ def vllm_plan(
         )
     n = len(hw.gpus)
     per_gpu = min(g.memory_gb for g in hw.gpus)
-    weights_gb = arch.params_b * _bytes_per_param(fp8)
-    vision_gb = arch.vision_params_b * 2.0
+    weights_gb = memory.weight_bytes(size, "fp8" if fp8 else "bf16") / 1e9
+    vision_gb = memory.parameters(size).vision * 2 / 1e9  # the vision tower stays 16-bit
     overhead_gb = 1.5  # activations, CUDA graphs, sampler: a rough allowance (estimate)
 
     chosen = None
-    for tp in [t for t in range(1, n + 1) if n % t == 0 and arch.heads % t == 0]:
+    splits = [t for t in range(1, n + 1) if n % t == 0 and arch.heads % t == 0]
+    if arch.moe:
+        splits = splits[::-1]  # widest first: experts spread over every GPU
+    fits = []
+    for tp in splits:
         extra_vision = vision_gb * (1 - 1 / tp) if tp > 1 else 0.0  # --mm-encoder-tp-mode data copies it
         free = per_gpu * gpu_memory_utilization - weights_gb / tp - extra_vision - overhead_gb
         per_tok = _kv_bytes_per_token_per_gpu(arch, tp)
         tokens = int(free * 1e9 / per_tok) if free > 0 else 0
         if tokens >= min_sequences * NICE_LENGTHS[0]:
-            chosen = (tp, tokens, weights_gb / tp)
-            break
+            fits.append((tp, tokens, weights_gb / tp))
+    chosen = fits[0] if fits else None
     if chosen is None:
         hint = "the FP8 checkpoint (this GPU has FP8)" if hw.fp8 and not fp8 else "a smaller checkpoint"
         raise DoesNotFitError(
@@ -383,7 +400,7 @@ def vllm_plan(
             f"tensor parallel size. Use {hint}, more GPUs, or cb.recommend_model(hw)."
         )
     tp, kv_tokens, w_per_gpu = chosen
-    dp = n // tp
+    dp = 1 if arch.moe else n // tp
 
     if max_model_len is None:
         fitting = [L for L in NICE_LENGTHS if L * min_sequences <= kv_tokens]
@@ -412,8 +429,10 @@ def vllm_plan(
              "fraction of each GPU vLLM may take (weights + KV cache); lower it if the GPU is shared "
              "or the data-parallel vision encoder runs out of memory."),
         Flag("--max-model-len", str(length),
-             f"the KV cache fits ~{kv_tokens} tokens per replica; {length} lets {min_sequences} "
-             f"full-length requests run at once. The default ({NATIVE_CONTEXT}, 256K) would not start."
+             (f"the KV cache fits ~{kv_tokens} tokens per replica; {length} lets {min_sequences} "
+              f"full-length requests run at once (the default, {NATIVE_CONTEXT} = 256K, may not start). "
+              "One image can cost up to 16384 tokens at the checkpoint's default budget: keep images "
+              "near 1024x1024 (~1024 tokens).")
              if max_model_len is None else "set by you."),
         Flag("--limit-mm-per-prompt", json.dumps(limit),
              "images and videos one request may carry (JSON form of current vLLM); vLLM reserves "
@@ -426,12 +445,15 @@ def vllm_plan(
     if arch.moe and tp * dp > 1:
         flags.append(Flag("--enable-expert-parallel", None,
                           f"{size} is a mixture of experts: place whole experts on GPUs instead of "
-                          "slicing each one (Qwen3-VL README's 235B command)."))
+                          "slicing each one (Qwen3-VL README's 235B command); FP8 experts cannot be "
+                          "sliced into pieces narrower than their 128-wide scale blocks."))
     if variant == "Thinking":
         flags.append(Flag("--reasoning-parser", "deepseek_r1",
                           "the Thinking chat template opens <think> in the prompt, so the output has "
                           "only </think>; this parser splits reasoning from the answer without the "
                           "opening tag (vLLM's qwen3 parser does too only in releases after PR #34779)."))
+    if hw.fp8 and not fp8 and length < 32768 and not parse_model_id(model)[2]:
+        notes.append(f"these GPUs have FP8: {served}-FP8 halves the weights and leaves a longer context.")
     if fp8:
         notes.append(f"{served} runs its FP8 weights natively: every GPU has compute capability >= 8.9. "
                      "vLLM reads the checkpoint's quantization_config; no --quantization flag is needed.")

@@ -12,6 +12,7 @@ import hashlib
 import json
 import os
 import shutil
+import threading
 import uuid
 from importlib import metadata
 from pathlib import Path
@@ -19,6 +20,7 @@ from pathlib import Path
 __all__ = ["CHAT_TEMPLATE", "CHAT_TEMPLATES", "FLAVOURS", "SPECIAL_TOKENS", "build", "default_root"]
 
 FLAVOURS = ("instruct", "thinking")
+_BUILD_LOCK = threading.Lock()  # threads share torch's global seed: build one at a time per process
 SEED = 20251027
 RECIPE_VERSION = 1  # bump by hand when the output changes in a way the source hash would miss
 
@@ -139,7 +141,7 @@ for box in boxes:
 
 
 def _template(thinking: bool) -> str:
-    """Return the Jinja chat template of one flavour (our own text; same output as the official one)."""
+    """The Jinja chat template of one flavour: our own text, the official template's output."""
     flavour = "Thinking" if thinking else "Instruct"
     # Where the two official templates differ, the branch is chosen here in Python, so each
     # saved template stays a plain, readable Jinja file.
@@ -297,8 +299,16 @@ def _recipe_hash(flavour: str) -> str:
 
 def _train_tokenizer():
     """Train a byte-level BPE on the built-in corpus and add the Qwen special tokens."""
-    from tokenizers import AddedToken, Regex, Tokenizer, decoders, models, normalizers
-    from tokenizers import pre_tokenizers, trainers
+    from tokenizers import (
+        AddedToken,
+        Regex,
+        Tokenizer,
+        decoders,
+        models,
+        normalizers,
+        pre_tokenizers,
+        trainers,
+    )
 
     tok = Tokenizer(models.BPE(unk_token=None, fuse_unk=False, byte_fallback=False))
     tok.normalizer = normalizers.NFC()
@@ -420,8 +430,8 @@ def _write_checkpoint(folder: Path, flavour: str) -> None:
         if bars:
             hf_logging.enable_progress_bar()
 
-    mean_std = dict(image_mean=[0.5, 0.5, 0.5], image_std=[0.5, 0.5, 0.5])
-    grid = dict(patch_size=16, temporal_patch_size=2, merge_size=2)
+    mean_std = {"image_mean": [0.5, 0.5, 0.5], "image_std": [0.5, 0.5, 0.5]}
+    grid = {"patch_size": 16, "temporal_patch_size": 2, "merge_size": 2}
     image_processor = Qwen2VLImageProcessor(
         size={"shortest_edge": 64 * 32 * 32, "longest_edge": 16384 * 32 * 32}, **grid, **mean_std
     )
@@ -462,26 +472,30 @@ def build(flavour: str = "instruct", root: Path | None = None, force: bool = Fal
     if marker.exists() and not force:
         return final
 
-    root.mkdir(parents=True, exist_ok=True)
-    tmp = root / f".{final.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}"
-    tmp.mkdir()
-    try:
-        _write_checkpoint(tmp, flavour)
-        recipe = {"flavour": flavour, "recipe": final.name.rsplit("-", 1)[-1], "seed": SEED}
-        (tmp / "tiny_recipe.json").write_text(json.dumps(recipe, indent=2) + "\n")
-        if final.exists() and (force or not marker.exists()):  # replace, or repair a broken folder
-            trash = root / f".{final.name}.old-{uuid.uuid4().hex[:8]}"
-            try:
-                os.rename(final, trash)
-            except OSError:
-                trash = None
-            if trash is not None:
-                shutil.rmtree(trash, ignore_errors=True)
+    with _BUILD_LOCK:
+        if marker.exists() and not force:  # another thread finished it while we waited
+            return final
+        root.mkdir(parents=True, exist_ok=True)
+        # Other processes (pytest-xdist, nbmake) may build the same folder at the same time: each
+        # writes a private temp folder and renames it into place, which is atomic.
+        tmp = root / f".{final.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        tmp.mkdir()
         try:
-            os.rename(tmp, final)  # atomic: readers see nothing or the complete folder
-        except OSError:
-            if not marker.exists():  # not a finished build by another process: a real error
-                raise
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+            _write_checkpoint(tmp, flavour)
+            recipe = {"flavour": flavour, "recipe": final.name.rsplit("-", 1)[-1], "seed": SEED}
+            (tmp / "tiny_recipe.json").write_text(json.dumps(recipe, indent=2) + "\n")
+            if final.exists() and (force or not marker.exists()):  # replace, or repair a broken one
+                trash = root / f".{final.name}.old-{uuid.uuid4().hex[:8]}"
+                try:
+                    os.rename(final, trash)
+                    shutil.rmtree(trash, ignore_errors=True)
+                except OSError:
+                    pass  # someone else moved it first; the rename below settles it
+            try:
+                os.rename(tmp, final)  # readers see no folder or the complete folder
+            except OSError:
+                if not marker.exists():  # not a finished build by another process: a real error
+                    raise
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
     return final

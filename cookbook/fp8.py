@@ -1,0 +1,219 @@
+"""Block-wise FP8 (e4m3) quantization on CPU, as the official Qwen3-VL -FP8 checkpoints store it (03_fp8_and_memory).
+
+Format (model cards of Qwen/Qwen3-VL-*-FP8: "fine-grained fp8 quantization with block size of 128"; their
+config.json ``quantization_config``: ``quant_method: fp8``, ``fmt: e4m3``, ``weight_block_size: [128, 128]``,
+``activation_scheme: dynamic``): each linear weight is cut into 128x128 blocks; a block is stored as
+float8_e4m3fn values plus one ``weight_scale_inv = amax(|block|) / 448`` (448 is e4m3's largest value),
+and ``weight = fp8 * weight_scale_inv``. Blocks at the right and bottom edges are smaller.
+
+Which modules stay in bf16 follows those checkpoints' ``modules_to_not_convert`` / ``ignored_layers``:
+``lm_head``, every linear of the vision tower (``model.visual.*``: blocks, merger, deepstack mergers), and
+the MoE routers (``mlp.gate``). Embeddings and norms are not linear layers and are never converted.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from dataclasses import dataclass, field
+from typing import Any, Iterator
+
+FP8_MAX = 448.0  # torch.finfo(torch.float8_e4m3fn).max
+BLOCK = (128, 128)
+# e4m3: 3 mantissa bits. Rounding to nearest moves a normal value (|x| >= 2**-6 after scaling) by at
+# most half a unit in the last place: 2**-4 of its magnitude. Below 2**-6 values are subnormal, spaced
+# 2**-9 apart, so the error is at most 2**-10 in the scaled domain (times the block's scale).
+REL_ERROR_NORMAL = 2.0**-4
+ABS_ERROR_SUBNORMAL = 2.0**-10
+
+
+def _blocks(shape: tuple[int, ...], block: tuple[int, int]) -> tuple[int, int]:
+    return math.ceil(shape[-2] / block[0]), math.ceil(shape[-1] / block[1])
+
+
+def quantize(weight: Any, block: tuple[int, int] = BLOCK) -> tuple[Any, Any]:
+    """Quantize the last two dims of ``weight`` to (float8_e4m3fn values, float32 scale_inv per block)."""
+    import torch
+    import torch.nn.functional as F
+
+    w = weight.detach().to(torch.float32)
+    rows, cols = w.shape[-2:]
+    nr, nc = _blocks(w.shape, block)
+    padded = F.pad(w, (0, nc * block[1] - cols, 0, nr * block[0] - rows))
+    tiles = padded.reshape(*w.shape[:-2], nr, block[0], nc, block[1])
+    amax = tiles.abs().amax(dim=(-3, -1))
+    scale_inv = torch.where(amax > 0, amax / FP8_MAX, torch.ones_like(amax))  # all-zero block: scale 1
+    scaled = tiles / scale_inv[..., :, None, :, None]
+    q = scaled.clamp(-FP8_MAX, FP8_MAX).to(torch.float8_e4m3fn)
+    q = q.reshape(padded.shape)[..., :rows, :cols].contiguous()
+    return q, scale_inv
+
+
+def dequantize(q: Any, scale_inv: Any, block: tuple[int, int] = BLOCK, dtype: Any = None) -> Any:
+    """Back to a real dtype (float32 by default): each block times its ``scale_inv``."""
+    import torch
+
+    rows, cols = q.shape[-2:]
+    scale = scale_inv.to(torch.float32)
+    scale = scale.repeat_interleave(block[0], dim=-2)[..., :rows, :]
+    scale = scale.repeat_interleave(block[1], dim=-1)[..., :cols]
+    return (q.to(torch.float32) * scale).to(dtype or torch.float32)
+
+
+def roundtrip(weight: Any, block: tuple[int, int] = BLOCK) -> Any:
+    """Quantize then dequantize (fake quantization), returned in ``weight``'s dtype."""
+    q, s = quantize(weight, block)
+    return dequantize(q, s, block, weight.dtype)
+
+
+def error_bound(weight: Any, block: tuple[int, int] = BLOCK) -> Any:
+    """Largest error the e4m3 round trip may make per element: max(2**-4 |w|, 2**-10 * block scale)."""
+    import torch
+
+    _, s = quantize(weight, block)
+    rows, cols = weight.shape[-2:]
+    scale = s.repeat_interleave(block[0], dim=-2)[..., :rows, :].repeat_interleave(block[1], dim=-1)[..., :cols]
+    w = weight.detach().to(torch.float32).abs()
+    return torch.maximum(REL_ERROR_NORMAL * w, ABS_ERROR_SUBNORMAL * scale)
+
+
+@dataclass(frozen=True)
+class WeightError:
+    """How far the FP8 round trip moves one weight tensor."""
+
+    name: str
+    shape: tuple[int, ...]
+    numel: int
+    rel_fro: float  # ||w_hat - w||_F / ||w||_F
+    max_abs: float
+    sq_err: float = field(repr=False, default=0.0)
+    sq_norm: float = field(repr=False, default=0.0)
+
+
+def weight_error(weight: Any, block: tuple[int, int] = BLOCK, name: str = "") -> WeightError:
+    """Relative Frobenius error and max absolute error of the round trip of one tensor."""
+    import torch
+
+    w = weight.detach().to(torch.float32)
+    d = roundtrip(w, block) - w
+    sq_err, sq_norm = float((d * d).sum()), float((w * w).sum())
+    return WeightError(
+        name=name, shape=tuple(w.shape), numel=w.numel(),
+        rel_fro=math.sqrt(sq_err / sq_norm) if sq_norm else 0.0,
+        max_abs=float(d.abs().max()) if d.numel() else 0.0, sq_err=sq_err, sq_norm=sq_norm,
+    )
+
+
+def skipped(name: str) -> bool:
+    """True for parameters the official FP8 checkpoints keep in bf16 (lm_head, vision tower, MoE router)."""
+    parts = name.split(".")
+    return any(p in parts for p in ("lm_head", "visual")) or ".mlp.gate." in f".{name}."
+
+
+def targets(model: Any) -> Iterator[tuple[str, Any]]:
+    """(name, parameter) of every weight an official FP8 checkpoint stores in e4m3."""
+    import torch
+
+    for mod_name, module in model.named_modules():
+        for p_name, p in module.named_parameters(recurse=False):
+            name = f"{mod_name}.{p_name}" if mod_name else p_name
+            if skipped(name):
+                continue
+            linear = isinstance(module, torch.nn.Linear) and p_name == "weight"
+            experts = p.ndim == 3 and ".experts" in f".{mod_name}"  # fused MoE experts (E, out, in)
+            if linear or experts:
+                yield name, p
+
+
+@dataclass(frozen=True)
+class Report:
+    """What ``fake_quantize`` did: tensors and parameters converted, and the weight error over all of them."""
+
+    tensors: int
+    quantized_params: int
+    total_params: int
+    rel_fro: float
+    max_abs: float
+    worst: WeightError | None
+    errors: tuple[WeightError, ...] = field(repr=False, default=())
+
+    @property
+    def fraction(self) -> float:
+        return self.quantized_params / self.total_params if self.total_params else 0.0
+
+    def __str__(self) -> str:
+        worst = f"{self.worst.name} ({self.worst.rel_fro:.2%})" if self.worst else "-"
+        return (
+            f"{self.tensors} weight tensors in FP8 e4m3 (128x128 blocks): {self.quantized_params:,} of "
+            f"{self.total_params:,} parameters ({self.fraction:.1%})\n"
+            f"relative Frobenius error over them: {self.rel_fro:.3%}   max |error|: {self.max_abs:.3g}\n"
+            f"worst tensor: {worst}"
+        )
+
+    def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
+        printer.text(str(self))
+
+
+def fake_quantize(model: Any, block: tuple[int, int] = BLOCK, inplace: bool = False) -> tuple[Any, Report]:
+    """A copy of ``model`` (or the model itself) whose FP8-target weights went through quantize->dequantize."""
+    import torch
+
+    out = model if inplace else copy.deepcopy(model)
+    errors = []
+    with torch.no_grad():
+        for name, p in list(targets(out)):
+            w = p.data
+            deq = roundtrip(w, block)
+            d = deq.to(torch.float32) - w.to(torch.float32)
+            sq_err, sq_norm = float((d * d).sum()), float((w.to(torch.float32) ** 2).sum())
+            errors.append(WeightError(
+                name=name, shape=tuple(w.shape), numel=w.numel(),
+                rel_fro=math.sqrt(sq_err / sq_norm) if sq_norm else 0.0,
+                max_abs=float(d.abs().max()), sq_err=sq_err, sq_norm=sq_norm,
+            ))
+            p.data.copy_(deq)
+    total = sum(p.numel() for p in out.parameters())
+    sq_err, sq_norm = sum(e.sq_err for e in errors), sum(e.sq_norm for e in errors)
+    report = Report(
+        tensors=len(errors), quantized_params=sum(e.numel for e in errors), total_params=total,
+        rel_fro=math.sqrt(sq_err / sq_norm) if sq_norm else 0.0,
+        max_abs=max((e.max_abs for e in errors), default=0.0),
+        worst=max(errors, key=lambda e: e.rel_fro, default=None), errors=tuple(errors),
+    )
+    return out, report
+
+
+def compare_logits(reference: Any, other: Any) -> dict[str, float]:
+    """KL(reference || other) per position (mean, max), top-1 agreement and max |logit difference|."""
+    import torch
+
+    a = reference.detach().to(torch.float32).reshape(-1, reference.shape[-1])
+    b = other.detach().to(torch.float32).reshape(-1, other.shape[-1])
+    la, lb = torch.log_softmax(a, -1), torch.log_softmax(b, -1)
+    kl = (la.exp() * (la - lb)).sum(-1)
+    return {
+        "positions": a.shape[0],
+        "kl_mean": float(kl.mean()),
+        "kl_max": float(kl.max()),
+        "top1_agreement": float((a.argmax(-1) == b.argmax(-1)).float().mean()),
+        "max_abs_diff": float((a - b).abs().max()),
+    }
+
+
+def compare_tokens(reference: Any, other: Any) -> dict[str, Any]:
+    """Token-by-token comparison of two generated id sequences: same prefix length, first divergence."""
+    ra, rb = [int(t) for t in reference], [int(t) for t in other]
+    same = 0
+    for x, y in zip(ra, rb):
+        if x != y:
+            break
+        same += 1
+    n = max(len(ra), len(rb))
+    return {
+        "reference_tokens": len(ra),
+        "other_tokens": len(rb),
+        "same_prefix": same,
+        "identical": ra == rb,
+        "first_divergence": None if ra == rb else same,
+        "agreement": sum(x == y for x, y in zip(ra, rb)) / n if n else 1.0,
+    }
