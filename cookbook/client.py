@@ -250,6 +250,7 @@ class Client:
         timeout: float | None = None,
         max_retries: int = 0,
         server: str | None = None,
+        log_tail: Any = None,
     ):
         from openai import OpenAI
 
@@ -261,6 +262,7 @@ class Client:
         self.model = model or os.environ.get(ENV_MODEL) or None
         self.timeout = float(timeout or os.environ.get(ENV_TIMEOUT) or 600.0)
         self.server = server or ("dashscope" if "dashscope" in self.base_url else "openai-compatible")
+        self.log_tail = log_tail  # callable returning the server's log tail (local servers only)
         self._openai = OpenAI(base_url=self.base_url, api_key=self.api_key, timeout=self.timeout,
                               max_retries=max_retries)
 
@@ -324,7 +326,8 @@ class Client:
                     "top_k, repetition_penalty or mm_processor_kwargs (Client(server='transformers') "
                     "drops them for you), or serve with vLLM.",
                 )
-            return ClientError(f"{status} from {self.base_url}: {text}",
+            log = f"\n--- server log (last lines) ---\n{self.log_tail()}" if self.log_tail else ""
+            return ClientError(f"{status} from {self.base_url}: {text}{log}",
                                "read the server's log; the message above is the server's own.")
         return ClientError(f"{type(err).__name__}: {err}")
 

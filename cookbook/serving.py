@@ -570,6 +570,7 @@ class Server:
         from cookbook.client import Client
 
         kw.setdefault("server", self.kind)
+        kw.setdefault("log_tail", lambda: self.logs(15))
         return Client(base_url=self.base_url, api_key="EMPTY", model=self.model, **kw)
 
     def logs(self, tail: int = 40) -> str:
