@@ -354,8 +354,9 @@ class Client:
             available=names,
         )
 
-    def _messages(self, prompt: str | list[dict], images: Iterable[Any], videos: Iterable[Any],
-                  system: str | None) -> list[dict]:
+    def build_messages(self, prompt: str | list[dict], images: Iterable[Any] = (), videos: Iterable[Any] = (),
+                       system: str | None = None) -> list[dict]:
+        """The OpenAI messages a request sends (media encoded as URLs or data URLs)."""
         local_video = self.server == "transformers" and _is_loopback(self.base_url)
         if isinstance(prompt, str):
             msgs = [message(prompt, images, videos, local_video=local_video)]
@@ -407,7 +408,7 @@ class Client:
         """One request, one Answer. ``prompt`` is a string (with ``images``/``videos`` by path, URL,
         base64 or PIL) or a list of chat messages (OpenAI or cookbook form)."""
         model = self.resolve_model()
-        msgs = self._messages(prompt, images, videos, system)
+        msgs = self.build_messages(prompt, images, videos, system)
         body = self._body(max_tokens, temperature, top_p, preset, extra_body, kw)
         t0 = time.perf_counter()
         try:
@@ -441,7 +442,7 @@ class Client:
         """Like ``chat`` but streamed: ``for piece in client.stream(...): print(piece, end="")``;
         the Stream's ``.answer`` has token counts and time to first token."""
         model = self.resolve_model()
-        msgs = self._messages(prompt, images, videos, system)
+        msgs = self.build_messages(prompt, images, videos, system)
         body = self._body(max_tokens, temperature, top_p, preset, extra_body, kw)
         # vLLM reports usage in a stream only when asked; transformers serve always sends it.
         if self.server != "transformers":
