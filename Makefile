@@ -50,8 +50,11 @@ lint: $(STAMP) ## ruff over the module, tests and notebooks; notebooks must be s
 	$(VENV)/bin/ruff check cookbook tests notebooks
 	$(PY) -m pytest -q tests/test_notebooks.py
 
-strip: $(STAMP) ## remove outputs and execution counts from the notebooks
-	$(PY) -m cookbook.notebook strip $(NOTEBOOKS)
+strip: $(STAMP) ## remove outputs, execution counts and extra metadata from the notebooks
+	$(VENV)/bin/jupyter nbconvert --clear-output --inplace --log-level=WARN \
+	  --ClearMetadataPreprocessor.enabled=True \
+	  --ClearMetadataPreprocessor.preserve_nb_metadata_mask=kernelspec \
+	  --ClearMetadataPreprocessor.preserve_nb_metadata_mask=language_info $(NOTEBOOKS)
 
 clean: ## remove build outputs and caches (keeps .venv and downloaded weights)
 	rm -rf build .pytest_cache .ruff_cache

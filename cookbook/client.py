@@ -100,6 +100,13 @@ def _sniff(data: bytes, kind: str) -> str:
     return "image/png" if kind == "image" else "video/mp4"
 
 
+def _is_file(path: Path) -> bool:
+    try:
+        return path.is_file()
+    except OSError:  # e.g. base64 text too long to be a file name
+        return False
+
+
 def media_url(src: Any, kind: str = "image") -> str:
     """An ``http(s)://`` or ``data:`` URL for an image or video given as URL, data URL, file path,
     raw base64 text, bytes, or a PIL image (images only). Local files are inlined as base64."""
@@ -116,7 +123,7 @@ def media_url(src: Any, kind: str = "image") -> str:
     if src.startswith(("http://", "https://", "data:")):
         return src
     path = Path(src[7:] if src.startswith("file://") else src).expanduser()
-    if path.is_file():
+    if len(src) < 4096 and _is_file(path):
         data = path.read_bytes()
         mime = mimetypes.guess_type(path.name)[0] or _sniff(data, kind)
         return f"data:{mime};base64," + base64.b64encode(data).decode()
@@ -135,7 +142,7 @@ def video_part(src: Any, local_path: bool = False) -> dict:
     """``{"type": "video_url", ...}``; ``local_path=True`` sends an absolute file path instead of
     inlining it (for ``transformers serve`` on this machine, whose video loader reads only http(s)
     URLs and local files, not data URLs)."""
-    if local_path and isinstance(src, (str, os.PathLike)) and Path(os.fspath(src)).is_file():
+    if local_path and isinstance(src, (str, os.PathLike)) and _is_file(Path(os.fspath(src))):
         url = str(Path(os.fspath(src)).resolve())
     else:
         url = media_url(src, "video")
@@ -152,23 +159,16 @@ def message(text: str | None = None, images: Iterable[Any] = (), videos: Iterabl
 
 
 def _to_openai(messages: list[dict]) -> list[dict]:
-    """Accept cookbook/Qwen-style parts ({"type": "image", "image": ...}) as well as OpenAI ones."""
+    """OpenAI messages pass through; cookbook messages (``cb.messages.user(...)``, parts of type
+    ``image``/``video``) go through ``cb.messages.to_openai`` (media become data URLs)."""
+    from cookbook.messages import to_openai
+
     out = []
     for m in messages:
         content = m.get("content")
-        if not isinstance(content, list):
-            out.append(m)
-            continue
-        parts = []
-        for p in content:
-            kind = p.get("type") if isinstance(p, dict) else None
-            if kind == "image" or (isinstance(p, dict) and "image" in p and kind is None):
-                parts.append(image_part(p.get("image", p.get("url"))))
-            elif kind == "video" or (isinstance(p, dict) and "video" in p and kind is None):
-                parts.append(video_part(p.get("video", p.get("url"))))
-            else:
-                parts.append(p)
-        out.append({**m, "content": parts})
+        cookbook_form = isinstance(content, list) and any(
+            isinstance(p, dict) and p.get("type") in ("image", "video") for p in content)
+        out.extend(to_openai([m]) if cookbook_form else [m])
     return out
 
 

@@ -301,6 +301,11 @@ def _quantized_matrices(s: Shape) -> list[tuple[int, int, int]]:
     return mats
 
 
+def quantized_parameters(config: Any) -> int:
+    """Parameters in the language-model linears that FP8/int8/int4 checkpoints convert (the rest stays bf16)."""
+    return sum(rows * cols * count for rows, cols, count in _quantized_matrices(shape(config)))
+
+
 def weight_bytes(config: Any, dtype: str = "bf16") -> int:
     """Bytes of the weights in ``dtype`` (one of ``SCHEMES``), scales included (03_fp8_and_memory)."""
     s = shape(config)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import re
+import warnings
 from collections import Counter
 from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -66,8 +67,9 @@ def apply_top_p(logits: Any, top_p: float, min_tokens_to_keep: int = 1) -> np.nd
     out = flat.copy()
     for row, scores in zip(out, flat):
         p = probabilities(scores)
-        # Most likely first; a stable sort keeps equal tokens in a fixed order.
-        order = np.argsort(-p, kind="stable")
+        # Most likely first. Equal probabilities: the higher token id ranks first, which is the
+        # order transformers gets by reversing its ascending sort.
+        order = np.argsort(p, kind="stable")[::-1]
         mass_before = np.concatenate(([0.0], np.cumsum(p[order])[:-1]))
         drop = mass_before >= top_p
         drop[:min_tokens_to_keep] = False
@@ -153,7 +155,10 @@ def plot_distributions(
     axes[-1, 0].set_xticks(range(len(order)), names, rotation=60, ha="right", fontsize=8)
     if title:
         fig.suptitle(title)
-    fig.tight_layout()
+    with warnings.catch_warnings():  # token labels may hold CJK glyphs the default font lacks
+        warnings.filterwarnings("ignore", message="Glyph .* missing", category=UserWarning)
+        fig.tight_layout()
+        fig.canvas.draw()
     return fig
 
 
@@ -251,6 +256,26 @@ def table(rows: Iterable[Mapping[str, Any]]) -> str:
     widths = [max(len(c), *(len(r[i]) for r in cells)) for i, c in enumerate(cols)]
     line = lambda vals: "  ".join(v.ljust(w) for v, w in zip(vals, widths))  # noqa: E731
     return "\n".join([line(cols), line(["-" * w for w in widths]), *(line(r) for r in cells)])
+
+
+def finish_reason(
+    new_ids: Sequence[int], eos_token_id: int | Sequence[int] | None, max_new_tokens: int,
+    text: str | None = None, stop_strings: Sequence[str] = (),
+) -> str:
+    """Why generation ended: ``"eos"`` (an end-of-turn id came last), ``"stop string"`` (``text``
+    ends with one of ``stop_strings``), ``"length"`` (``max_new_tokens`` used up) or ``"other"`` (02).
+
+    Pass the decoded *whole* sequence as ``text``: transformers matches stop strings across the
+    prompt/answer boundary, so a match may begin in the prompt."""
+    eos = {eos_token_id} if isinstance(eos_token_id, int) else set(eos_token_id or ())
+    ids = list(new_ids)
+    if ids and ids[-1] in eos:
+        return "eos"
+    if text is not None and any(text.endswith(s) for s in stop_strings):
+        return "stop string"
+    if len(ids) >= max_new_tokens:
+        return "length"
+    return "other"
 
 
 # ---------------------------------------------------------------------------------------------

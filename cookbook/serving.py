@@ -474,13 +474,16 @@ def vllm_plan(
     )
 
 
-def choose_backend(hw: "Hardware") -> tuple[str, str]:
-    """``("vllm" | "transformers", reason)``: vLLM when it is installed and a CUDA GPU is present."""
-    if hw.cuda and hw.vllm:
-        return "vllm", f"vLLM is installed and {len(hw.gpus)} CUDA GPU(s) are present"
+def choose_backend(hw: "Hardware", model: str | None = None) -> tuple[str, str]:
+    """``("vllm" | "transformers", reason)``: vLLM when it is installed, a CUDA GPU is present and
+    ``model`` (if given) is a Qwen3-VL checkpoint name; otherwise ``transformers serve``."""
     if not hw.cuda:
         return "transformers", f"no CUDA GPU (device: {hw.device}); vLLM needs one"
-    return "transformers", "vLLM is not installed (pip install -e '.[gpu]')"
+    if not hw.vllm:
+        return "transformers", "vLLM is not installed (pip install -e '.[gpu]')"
+    if model is not None and not _ID.search(str(model)):
+        return "transformers", f"{model} is not a Qwen3-VL line-up checkpoint (the tiny model, a local folder)"
+    return "vllm", f"vLLM is installed and {len(hw.gpus)} CUDA GPU(s) are present"
 
 
 def transformers_command(model: str, host: str = "127.0.0.1", port: int = 8000,
@@ -515,6 +518,15 @@ def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as s:
         s.bind((host, 0))
         return s.getsockname()[1]
+
+
+def _die_with_parent() -> None:
+    """Linux: SIGTERM the server when the Python process that started it dies, even by SIGKILL
+    (a crashed notebook kernel), where atexit handlers never run."""
+    import ctypes
+
+    PR_SET_PDEATHSIG = 1
+    ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 class ServerError(RuntimeError):
@@ -671,7 +683,7 @@ def start(
     if kind == "auto":
         from cookbook.hardware import hardware
 
-        kind, _ = choose_backend(hw or hardware())
+        kind, _ = choose_backend(hw or hardware(), str(model))
     if kind not in ("transformers", "vllm"):
         raise ValueError(f"kind={kind!r}: use 'transformers', 'vllm' or 'auto'.")
     port = port or free_port(host)
@@ -702,6 +714,7 @@ def start(
     process = subprocess.Popen(
         argv, stdout=log_file, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
         env=env, start_new_session=True,  # its own process group: stop() kills workers too
+        preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None,
     )
     served = plan.model if (kind == "vllm" and plan is not None) else model
     for f in (plan.flags if (kind == "vllm" and plan is not None) else ()):
@@ -757,8 +770,8 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
 
     hw = hardware()
-    backend, reason = choose_backend(hw) if args.backend == "auto" else (args.backend, "chosen with --backend")
     model = resolve_model(args.model)
+    backend, reason = choose_backend(hw, model) if args.backend == "auto" else (args.backend, "chosen with --backend")
     if backend == "vllm":
         plan = vllm_plan(hw, model, served_name=args.served_model_name)
         cmd = plan.command(args.host, args.port)

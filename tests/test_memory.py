@@ -124,6 +124,7 @@ def test_weight_bytes_by_scheme_for_a_hand_checked_shape():
     n = sum(r * c for r, c in mats)
     blocks = sum(math.ceil(r / 128) * math.ceil(c / 128) for r, c in mats)
     assert blocks == 4 + 2 + 2 + 4 + 6 + 6 + 6
+    assert m.quantized_parameters(s) == n
     assert m.weight_bytes(s, "bf16") == 2 * total
     assert m.weight_bytes(s, "fp8") == n + 4 * blocks + 2 * (total - n)
     assert m.weight_bytes(s, "int8") == n + 4 * sum(r for r, _ in mats) + 2 * (total - n)

@@ -89,3 +89,32 @@ def test_load_errors_name_the_fix(monkeypatch):
     if cb.hardware().ram_gb < 500 and not cb.hardware().cuda:
         with pytest.raises(LoadError, match="check_memory=False"):
             cb.load("Qwen/Qwen3-VL-235B-A22B-Instruct")
+
+
+def test_old_transformers_is_named(monkeypatch):
+    import cookbook.models as models
+
+    monkeypatch.setattr(models, "version", lambda package: "4.56.2")
+    with pytest.raises(LoadError, match="4.56.2 does not know Qwen3-VL.*pip install -U"):
+        cb.load("tiny")
+
+
+def test_modelscope_without_the_package(monkeypatch):
+    import builtins
+
+    real_import = builtins.__import__
+
+    def no_modelscope(name, *args, **kwargs):
+        if name == "modelscope":
+            raise ImportError("No module named 'modelscope'")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_modelscope)
+    with pytest.raises(LoadError, match="pip install modelscope"):
+        cb.models.download("Qwen/Qwen3-VL-2B-Instruct", hub="modelscope")
+
+
+def test_fetch_resolves_tiny_and_local_folders(tmp_path):
+    tiny_folder = cb.models.fetch("tiny")
+    assert (tiny_folder / "config.json").is_file()
+    assert cb.models.fetch(str(tmp_path)) == tmp_path

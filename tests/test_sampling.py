@@ -49,19 +49,22 @@ def test_top_k_hand_computed_keeps_ties():
 
 
 def test_top_p_hand_computed():
-    # probabilities 0.5, 0.25, 0.125, 0.125 (exact in binary)
-    logits = np.log([0.5, 0.25, 0.125, 0.125])
+    # probabilities 0.5, 0.25, 0.125, 0.0625, 0.0625 (exact in binary)
+    logits = np.log([0.5, 0.25, 0.125, 0.0625, 0.0625])
     # top_p=0.6: 0.5 alone is not enough, 0.5+0.25 = 0.75 reaches it -> two tokens
-    np.testing.assert_allclose(sampling.reshape(logits, top_p=0.6), [2 / 3, 1 / 3, 0, 0])
+    np.testing.assert_allclose(sampling.reshape(logits, top_p=0.6), [2 / 3, 1 / 3, 0, 0, 0])
     # top_p=0.5: the first token alone reaches 0.5 -> one token
-    np.testing.assert_allclose(sampling.reshape(logits, top_p=0.5), [1, 0, 0, 0])
+    np.testing.assert_allclose(sampling.reshape(logits, top_p=0.5), [1, 0, 0, 0, 0])
     # top_p=0.8: needs the third token (0.875)
-    np.testing.assert_allclose(sampling.reshape(logits, top_p=0.8), [4 / 7, 2 / 7, 1 / 7, 0])
+    np.testing.assert_allclose(sampling.reshape(logits, top_p=0.8), [4 / 7, 2 / 7, 1 / 7, 0, 0])
     # top_p tiny: still keeps one token (min_tokens_to_keep)
     assert (sampling.reshape(logits, top_p=0.01) > 0).sum() == 1
     for p in (0.5, 0.6, 0.8, 0.01):  # transformers agrees, boundary case 0.5 included
         ours = sampling.reshape(logits, top_p=p)
         np.testing.assert_allclose(ours, hf_probs(torch.tensor(logits), top_p=p), atol=1e-12)
+    # top_p=0.9 needs one of the two tied 0.0625 tokens: exactly one is kept
+    kept = sampling.reshape(logits, top_p=0.9) > 0
+    assert kept[:3].all() and kept[3:].sum() == 1
 
 
 def test_pipeline_order_temperature_before_top_p():
@@ -97,6 +100,12 @@ def test_matches_transformers_on_float32_logits_with_ties():
     logits = torch.randint(-8, 8, (3000,), generator=gen).float()
     for k in (1, 3, 50):
         assert ((sampling.reshape(logits, top_k=k) > 0) == (hf_probs(logits, top_k=k) > 0)).all()
+    for p in (0.3, 0.5, 0.9):
+        # which of several tied tokens survives at the edge depends on torch.sort's order for
+        # equal values; the number kept and the resulting probabilities must agree
+        ours, theirs = sampling.reshape(logits, top_p=p), hf_probs(logits, top_p=p)
+        assert (ours > 0).sum() == (theirs > 0).sum()
+        np.testing.assert_allclose(np.sort(ours), np.sort(theirs), atol=1e-12)
 
 
 def test_stats_numbers():
@@ -136,6 +145,14 @@ def test_sample_stats_row():
     assert stats.distinct_1 == pytest.approx(4 / 6)
     assert stats.row()["distinct-2"] == pytest.approx(round(2 / 3, 3))
     assert "distinct-1" in sampling.table([stats.row()]).splitlines()[0]
+
+
+def test_finish_reason():
+    assert sampling.finish_reason([5, 9, 2], [2, 3], 10) == "eos"
+    assert sampling.finish_reason([5, 9, 2], 2, 3) == "eos"  # eos wins even at the limit
+    assert sampling.finish_reason([5, 9, 7], [2], 3) == "length"
+    assert sampling.finish_reason([5, 9], [2], 8, text="Hello.", stop_strings=["."]) == "stop string"
+    assert sampling.finish_reason([5], None, 8, text="x") == "other"
 
 
 # --- presence penalty (the lead's processor, checked where it meets sampling) ---------------
