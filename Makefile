@@ -43,7 +43,7 @@ smoke: $(STAMP) ## run every notebook in smoke mode and keep executed copies und
 	    --ExecutePreprocessor.timeout=900 --output-dir build "$$nb" || exit 1; \
 	done
 
-serve: $(STAMP) ## serve this run's model on 127.0.0.1:$(PORT) (vLLM on a GPU, else transformers serve)
+serve: $(STAMP) ## serve this run's model on 127.0.0.1 (PORT=8000) (vLLM on a GPU, else transformers serve)
 	$(PY) -m cookbook.serving --port $(PORT)
 
 lint: $(STAMP) ## ruff over the module, tests and notebooks; notebooks must be stored without outputs

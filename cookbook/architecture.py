@@ -98,7 +98,7 @@ def plot_mrope_layout(mrope_section: Sequence[int], head_dim: int | None = None,
 
     n = sum(mrope_section)
     fig, axes = plt.subplots(2, 1, figsize=(10, 2.6), sharex=True)
-    for ax, interleaved in zip(axes, (False, True)):
+    for ax, interleaved in zip(axes, (False, True), strict=True):
         owner = mrope_axes(mrope_section, interleaved)
         colours = [AXIS_COLOURS[a] for a in owner]
         ax.bar(range(n), np.ones(n), width=1.0, color=colours, edgecolor="white", linewidth=0.3)
@@ -283,25 +283,37 @@ def trace_deepstack(model: Any, inputs: Any) -> list[Injection]:
 
 
 def plot_deepstack(injections: Sequence[Injection], vision_depth: int, llm_depth: int) -> Any:
-    """Draw the vision-encoder and LLM layer stacks with an arrow per DeepStack injection (11)."""
+    """Draw the vision-encoder and LLM layer stacks with an arrow per DeepStack injection (11).
+
+    Layer 0 is at the bottom of each stack; the language model's input embeddings (where the
+    last vision layer's merged output goes, as visual tokens) sit below its layer 0.
+    """
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(7, 0.9 + 0.16 * max(vision_depth, llm_depth)))
-    for x, depth, name in ((0, vision_depth, "vision encoder"), (3, llm_depth, "language model")):
-        for k in range(depth):
-            ax.add_patch(plt.Rectangle((x, k), 1, 0.85, color="#dde6f0"))
-        ax.text(x + 0.5, depth + 0.4, name, ha="center", fontsize=9)
-    for inj in injections:
-        ax.annotate("", xy=(3, inj.llm_layer + 0.42), xytext=(1, inj.vision_layer + 0.42),
-                    arrowprops=dict(arrowstyle="->", color="tab:red"))
-        ax.text(1.1, inj.vision_layer + 0.42, f"{inj.vision_layer}", fontsize=7, va="center")
-        ax.text(2.9, inj.llm_layer + 0.42, f"{inj.llm_layer}", fontsize=7, va="center", ha="right")
-    ax.annotate("", xy=(3, -0.3), xytext=(1, vision_depth - 0.2),
+    tallest = max(vision_depth, llm_depth + 1)
+    fig, ax = plt.subplots(figsize=(7.5, 1.2 + 0.22 * tallest))
+    vx, lx, width = 0.0, 4.0, 1.6
+    for k in range(vision_depth):
+        ax.add_patch(plt.Rectangle((vx, k), width, 0.8, color="#dde6f0"))
+        ax.text(vx + width / 2, k + 0.4, str(k), ha="center", va="center", fontsize=7)
+    ax.add_patch(plt.Rectangle((lx, -1.2), width, 0.8, color="#f3e3c3"))
+    ax.text(lx + width / 2, -0.8, "embeddings", ha="center", va="center", fontsize=7)
+    for k in range(llm_depth):
+        ax.add_patch(plt.Rectangle((lx, k), width, 0.8, color="#dde6f0"))
+        ax.text(lx + width / 2, k + 0.4, str(k), ha="center", va="center", fontsize=7)
+    ax.text(vx + width / 2, vision_depth + 0.3, "vision encoder", ha="center", fontsize=9)
+    ax.text(lx + width / 2, llm_depth + 0.3, "language model", ha="center", fontsize=9)
+    ax.annotate("", xy=(lx, -0.8), xytext=(vx + width, vision_depth - 0.6),
                 arrowprops=dict(arrowstyle="->", color="grey", ls="--"))
-    ax.text(2, -0.9, "last layer -> merger -> visual tokens (input embeddings)", ha="center",
-            fontsize=8, color="grey")
-    ax.set_xlim(-0.5, 4.5)
-    ax.set_ylim(-1.3, max(vision_depth, llm_depth) + 1)
+    for inj in injections:
+        ax.annotate("", xy=(lx, inj.llm_layer + 0.4), xytext=(vx + width, inj.vision_layer + 0.4),
+                    arrowprops=dict(arrowstyle="->", color="tab:red", lw=1.4))
+    ax.text((vx + width + lx) / 2, -1.1, "last layer: merger -> visual tokens", ha="center",
+            fontsize=7, color="grey")
+    ax.text((vx + width + lx) / 2, tallest + 0.1, "red: DeepStack (merged, added to the layer's output)",
+            ha="center", fontsize=7, color="tab:red")
+    ax.set_xlim(-0.3, lx + width + 0.3)
+    ax.set_ylim(-1.5, tallest + 0.6)
     ax.axis("off")
     fig.tight_layout()
     return fig
@@ -329,6 +341,32 @@ def expected_timestamps(frames_indices: Sequence[int], fps: float, temporal_patc
         idx.append(idx[-1])
     groups = [idx[k : k + temporal_patch_size] for k in range(0, len(idx), temporal_patch_size)]
     return [(g[0] + g[-1]) / 2 / fps for g in groups]
+
+
+_CLOCK = re.compile(r"(?<![\d.:])(\d{1,2}):(\d{2}(?:\.\d+)?)(?![\d:])")
+_SECONDS = re.compile(r"(?<![\d.:])(\d+(?:\.\d+)?)\s*(?:s(?:ec(?:ond)?s?)?(?![a-zA-Z])|秒)")
+
+
+def parse_times(text: str) -> list[float]:
+    """Times (seconds) an answer mentions, as ``mm:ss(.ff)`` or ``N s`` / ``N seconds`` / ``N秒`` (11)."""
+    found = [(m.start(), int(m.group(1)) * 60 + float(m.group(2))) for m in _CLOCK.finditer(text)]
+    found += [(m.start(), float(m.group(1))) for m in _SECONDS.finditer(text)]
+    return [t for _, t in sorted(found)]
+
+
+def plot_frames(frames: Sequence[Any], titles: Sequence[str], cols: int = 6) -> Any:
+    """A contact sheet: frames (H, W, 3 arrays) in a grid with a title each (11)."""
+    import matplotlib.pyplot as plt
+
+    rows = max(1, math.ceil(len(frames) / cols))
+    fig, axes = plt.subplots(rows, cols, figsize=(2.1 * cols, 2.1 * rows), squeeze=False)
+    for ax in axes.ravel():
+        ax.axis("off")
+    for ax, frame, title in zip(axes.ravel(), frames, titles, strict=False):
+        ax.imshow(frame)
+        ax.set_title(title, fontsize=8)
+    fig.tight_layout()
+    return fig
 
 
 def sample_indices(total_frames: int, video_fps: float, sample_fps: float, min_frames: int = 4,

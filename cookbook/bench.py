@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import asdict, dataclass
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -198,7 +199,7 @@ def format_rows(rows: Sequence[Row], columns: Sequence[str] = COLUMNS) -> str:
 
     table = [list(columns)] + [[cell(getattr(r, c)) for c in columns] for r in rows]
     widths = [max(len(line[i]) for line in table) for i in range(len(columns))]
-    lines = ["  ".join(v.rjust(w) for v, w in zip(line, widths)) for line in table]
+    lines = ["  ".join(v.rjust(w) for v, w in zip(line, widths, strict=True)) for line in table]
     lines.insert(1, "  ".join("-" * w for w in widths))
     return "\n".join(lines)
 
@@ -217,7 +218,7 @@ def plot(rows: Sequence[Row], title: str | None = None) -> Any:
         axes[1].plot(xs, [r.latency_p50 or 0 for r in rs], "o-", label=f"{s} p50")
         axes[1].plot(xs, [r.latency_p90 or 0 for r in rs], "x--", label=f"{s} p90")
         axes[2].plot(xs, [r.ttft_p50 or 0 for r in rs], "o-", label=s)
-    for ax, name in zip(axes, ("output tokens / s", "latency (s)", "time to first token, p50 (s)")):
+    for ax, name in zip(axes, ("output tokens / s", "latency (s)", "time to first token, p50 (s)"), strict=True):
         ax.set_xlabel("concurrent requests")
         ax.set_ylabel(name)
         ax.set_xscale("log", base=2)

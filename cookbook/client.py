@@ -18,10 +18,11 @@ import mimetypes
 import os
 import re
 import time
+from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any
 from urllib.parse import urlparse
 
 ENV_BASE_URL = "COOKBOOK_BASE_URL"

@@ -15,8 +15,9 @@ from __future__ import annotations
 
 import copy
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any, Iterator
+from typing import Any
 
 FP8_MAX = 448.0  # torch.finfo(torch.float8_e4m3fn).max
 BLOCK = (128, 128)
@@ -139,6 +140,7 @@ class Report:
 
     @property
     def fraction(self) -> float:
+        """Share of the model's parameters that were converted."""
         return self.quantized_params / self.total_params if self.total_params else 0.0
 
     def __str__(self) -> str:
@@ -204,7 +206,7 @@ def compare_tokens(reference: Any, other: Any) -> dict[str, Any]:
     """Token-by-token comparison of two generated id sequences: same prefix length, first divergence."""
     ra, rb = [int(t) for t in reference], [int(t) for t in other]
     same = 0
-    for x, y in zip(ra, rb):
+    for x, y in zip(ra, rb, strict=False):
         if x != y:
             break
         same += 1
@@ -215,5 +217,5 @@ def compare_tokens(reference: Any, other: Any) -> dict[str, Any]:
         "same_prefix": same,
         "identical": ra == rb,
         "first_divergence": None if ra == rb else same,
-        "agreement": sum(x == y for x, y in zip(ra, rb)) / n if n else 1.0,
+        "agreement": sum(x == y for x, y in zip(ra, rb, strict=False)) / n if n else 1.0,
     }

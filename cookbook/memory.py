@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, fields, replace
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any
 
 GIB = 2**30
 
@@ -57,10 +58,12 @@ class Shape:
 
     @property
     def moe(self) -> bool:
+        """True for the mixture-of-experts checkpoints (30B-A3B, 235B-A22B)."""
         return self.experts > 0
 
     @property
     def n_moe_layers(self) -> int:
+        """How many decoder layers hold experts instead of a dense MLP."""
         if not self.moe:
             return 0
         return self.layers if self.moe_layers is None else self.moe_layers
@@ -185,6 +188,7 @@ class Params:
 
     @property
     def total(self) -> int:
+        """Every parameter (tied embeddings counted once, as transformers stores them)."""
         return sum(getattr(self, f.name) for f in fields(self) if f.name != "experts_active")
 
     @property
@@ -194,9 +198,11 @@ class Params:
 
     @property
     def language(self) -> int:
+        """Everything but the vision tower."""
         return self.total - self.vision
 
     def as_dict(self) -> dict[str, int]:
+        """The parts plus ``total`` and ``active``, for printing."""
         return {**asdict(self), "total": self.total, "active": self.active}
 
 
@@ -436,13 +442,16 @@ class Estimate:
 
     @property
     def tokens(self) -> int:
+        """Tokens per sequence held in the KV cache: text plus visual."""
         return self.text_tokens + self.visual_tokens
 
     @property
     def total(self) -> int:
+        """Bytes: weights + KV cache + overhead."""
         return self.weights + self.kv_cache + self.overhead
 
     def gib(self, part: str = "total") -> float:
+        """One part (``weights``, ``kv_cache``, ``overhead``, ``total``) in GiB."""
         return getattr(self, part) / GIB
 
     def __str__(self) -> str:
@@ -517,14 +526,17 @@ def format_table(rows: Sequence[Mapping[str, Any]], columns: Sequence[str] | Non
 
     body = [[cell(r.get(c)) for c in cols] for r in rows]
     widths = [max(len(c), *(len(b[i]) for b in body)) for i, c in enumerate(cols)]
-    line = lambda vals: "| " + " | ".join(v.rjust(w) for v, w in zip(vals, widths)) + " |"  # noqa: E731
+
+    def line(vals: Sequence[str]) -> str:
+        return "| " + " | ".join(v.rjust(w) for v, w in zip(vals, widths, strict=True)) + " |"
+
     sep = "|" + "|".join("-" * (w + 1) + ":" for w in widths) + "|"
     return "\n".join([line(cols), sep, *(line(b) for b in body)])
 
 
 def plot(rows: Sequence[Mapping[str, Any]], dtypes: Sequence[str] = ("bf16", "fp8", "int4"),
          gpus_gb: Sequence[float] = (8, 16, 24, 48, 80), title: str | None = None) -> Any:
-    """Bar chart of total memory per checkpoint (rows from ``table``), one bar per dtype, GPU sizes as lines."""
+    """Bar chart of total memory per checkpoint (rows from ``table``), one bar per dtype, GPU sizes as lines (GiB)."""
     import matplotlib.pyplot as plt
 
     labels = [f"{r['model']}\n{r['context'] // 1024}K" if len({x['context'] for x in rows}) > 1 else r["model"]
@@ -534,14 +546,16 @@ def plot(rows: Sequence[Mapping[str, Any]], dtypes: Sequence[str] = ("bf16", "fp
     for j, dt in enumerate(dtypes):
         xs = [i + (j - (len(dtypes) - 1) / 2) * width for i in range(len(rows))]
         weights = [r[f"weights_{dt}_gib"] for r in rows]
-        rest = [r[f"total_{dt}_gib"] - w for r, w in zip(rows, weights)]
+        rest = [r[f"total_{dt}_gib"] - w for r, w in zip(rows, weights, strict=True)]
         bars = ax.bar(xs, weights, width, label=f"{dt} weights")
         ax.bar(xs, rest, width, bottom=weights, color=bars.patches[0].get_facecolor(), alpha=0.4,
                label=f"{dt} KV cache + overhead")
-    for g in gpus_gb:
-        ax.axhline(g * 1e9 / GIB, color="grey", lw=0.7, ls="--")
-        ax.text(len(rows) - 0.45, g * 1e9 / GIB, f"{g:g} GB", va="bottom", ha="right", fontsize=7, color="grey")
+    for g in gpus_gb:  # a "24 GB" card has 24 GiB
+        ax.axhline(g, color="grey", lw=0.7, ls="--", zorder=0)
+        ax.text(-0.5, g, f"{g:g} GB card", va="bottom", ha="left", fontsize=7, color="grey")
     ax.set_yscale("log")
+    ax.set_xlim(-0.6, len(rows) - 0.4)
+    ax.set_ylim(bottom=min(1.0, min(r[f"weights_{dt}_gib"] for r in rows for dt in dtypes) / 2))
     ax.set_xticks(range(len(rows)), labels, fontsize=8)
     ax.set_ylabel("GiB")
     ax.set_title(title or "Estimated memory per checkpoint")

@@ -8,16 +8,6 @@ from typing import Any
 
 from cookbook.hardware import MIN_TRANSFORMERS, Hardware, hardware, version
 
-# Parameter counts in billions as listed on the Hugging Face model pages (Qwen/Qwen3-VL-*).
-# 03_fp8_and_memory recomputes them from each config.json.
-SIZES: dict[str, tuple[float, float | None]] = {
-    "2B": (2.1, None),
-    "4B": (4.4, None),
-    "8B": (8.8, None),
-    "32B": (33.4, None),
-    "30B-A3B": (31.1, 3.0),
-    "235B-A22B": (236.0, 22.0),
-}
 # The seed article's "minimum memory" column (GB); 2B and 32B are not in it.
 SEED_MIN_MEMORY_GB = {"4B": 8, "8B": 16, "30B-A3B": 48, "235B-A22B": 160}
 HEADROOM = 1.2  # weights + ~20% for activations, KV cache of a few images and CUDA context
@@ -33,19 +23,11 @@ class Checkpoint:
     active_params_b: float | None
     variant: str  # "Instruct" or "Thinking"
     fp8: bool
+    disk_gb: float  # weights in GB (1e9 bytes): bf16, or FP8 linears + bf16 rest with block scales
 
     @property
     def moe(self) -> bool:
         return self.active_params_b is not None
-
-    @property
-    def bytes_per_param(self) -> float:
-        return 1.0 if self.fp8 else 2.0
-
-    @property
-    def disk_gb(self) -> float:
-        """Approximate download size: parameters times bytes per parameter."""
-        return self.params_b * self.bytes_per_param
 
     @property
     def min_memory_gb(self) -> float:
@@ -54,12 +36,18 @@ class Checkpoint:
 
 
 def _lineup() -> tuple[Checkpoint, ...]:
+    """Every published checkpoint, its sizes computed from its config's shape (cookbook.memory)."""
+    from cookbook.memory import CHECKPOINTS, parameters, weight_bytes
+
     out = []
-    for size, (params, active) in SIZES.items():
+    for size, shape in CHECKPOINTS.items():
+        params = parameters(shape)
+        active = round(params.active / 1e9, 2) if shape.experts else None
         for variant in ("Instruct", "Thinking"):
             for fp8 in (False, True):
                 cid = f"Qwen/Qwen3-VL-{size}-{variant}" + ("-FP8" if fp8 else "")
-                out.append(Checkpoint(cid, size, params, active, variant, fp8))
+                disk = weight_bytes(shape, "fp8" if fp8 else "bf16") / 1e9
+                out.append(Checkpoint(cid, size, round(params.total / 1e9, 2), active, variant, fp8, round(disk, 1)))
     return tuple(out)
 
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import math
 import re
-import warnings
 from collections import Counter
 from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -65,7 +64,7 @@ def apply_top_p(logits: Any, top_p: float, min_tokens_to_keep: int = 1) -> np.nd
     x = as_logits(logits)
     flat = x.reshape(-1, x.shape[-1])
     out = flat.copy()
-    for row, scores in zip(out, flat):
+    for row, scores in zip(out, flat, strict=True):
         p = probabilities(scores)
         # Most likely first. Equal probabilities: the higher token id ranks first, which is the
         # order transformers gets by reversing its ascending sort.
@@ -130,7 +129,8 @@ def compare_settings(logits: Any, settings: Iterable[Setting]) -> list[Shaped]:
 def plot_distributions(
     shaped: Sequence[Shaped], labels: Sequence[str] | None = None, top: int = 15, title: str = ""
 ) -> Any:
-    """Bar charts of the ``top`` most likely tokens (ranked by the first setting) per setting (02).
+    """Bar charts of the ``top`` most likely tokens (ranked by the first setting) per setting;
+    a red cross marks a token the setting removed (02).
 
     ``labels`` maps token ids to printable strings (e.g. from ``tokenizer.convert_ids_to_tokens``).
     """
@@ -140,10 +140,11 @@ def plot_distributions(
     fig, axes = plt.subplots(
         len(shaped), 1, figsize=(9, 1.9 * len(shaped)), sharex=True, squeeze=False
     )
-    for ax, row in zip(axes[:, 0], shaped):
+    for ax, row in zip(axes[:, 0], shaped, strict=True):
         values = row.probs[order]
-        colours = ["tab:blue" if v > 0 else "lightgrey" for v in values]
-        ax.bar(range(len(order)), values, color=colours)
+        ax.bar(range(len(order)), values, color="tab:blue")
+        removed = [k for k, v in enumerate(values) if v == 0]
+        ax.plot(removed, [0] * len(removed), "x", color="tab:red", ms=6, clip_on=False)
         ax.set_ylabel("p")
         ax.set_ylim(0, max(1e-9, float(row.probs.max())) * 1.15)
         ax.set_title(
@@ -152,14 +153,29 @@ def plot_distributions(
             fontsize=9, loc="left",
         )
     names = [labels[i] if labels is not None else str(i) for i in order]
-    axes[-1, 0].set_xticks(range(len(order)), names, rotation=60, ha="right", fontsize=8)
+    cjk = cjk_font()
+    if cjk is None:  # no font for Chinese tokens here: show them as \u escapes instead of boxes
+        names = [n.encode("ascii", "backslashreplace").decode() for n in names]
+    ticks = axes[-1, 0].set_xticks(range(len(order)), names, rotation=60, ha="right", fontsize=8)
+    if cjk is not None:
+        for tick in ticks:
+            tick.set_fontfamily([plt.rcParams["font.family"][0], cjk])
     if title:
         fig.suptitle(title)
-    with warnings.catch_warnings():  # token labels may hold CJK glyphs the default font lacks
-        warnings.filterwarnings("ignore", message="Glyph .* missing", category=UserWarning)
-        fig.tight_layout()
-        fig.canvas.draw()
+    fig.tight_layout()
     return fig
+
+
+_CJK_FAMILIES = ("Noto Sans CJK SC", "Noto Sans SC", "Source Han Sans SC", "WenQuanYi Zen Hei",
+                 "WenQuanYi Micro Hei", "Microsoft YaHei", "SimHei", "PingFang SC", "Heiti SC")
+
+
+def cjk_font() -> str | None:
+    """The first installed font family that has Chinese glyphs, or None (02)."""
+    from matplotlib import font_manager
+
+    installed = {f.name for f in font_manager.fontManager.ttflist}
+    return next((name for name in _CJK_FAMILIES if name in installed), None)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -254,7 +270,7 @@ def table(rows: Iterable[Mapping[str, Any]]) -> str:
     cols = list(rows[0])
     cells = [[str(r.get(c, "")) for c in cols] for r in rows]
     widths = [max(len(c), *(len(r[i]) for r in cells)) for i, c in enumerate(cols)]
-    line = lambda vals: "  ".join(v.ljust(w) for v, w in zip(vals, widths))  # noqa: E731
+    line = lambda vals: "  ".join(v.ljust(w) for v, w in zip(vals, widths, strict=True))  # noqa: E731
     return "\n".join([line(cols), line(["-" * w for w in widths]), *(line(r) for r in cells)])
 
 

@@ -332,7 +332,7 @@ def _kv_bytes_per_token_per_gpu(shape: Any, tp: int) -> int:
 
 
 def vllm_plan(
-    hw: "Hardware",
+    hw: Hardware,
     model: str,
     *,
     images: int = 4,
@@ -379,25 +379,26 @@ def vllm_plan(
     vision_gb = memory.parameters(size).vision * 2 / 1e9  # the vision tower stays 16-bit
     overhead_gb = 1.5  # activations, CUDA graphs, sampler: a rough allowance (estimate)
 
-    chosen = None
     splits = [t for t in range(1, n + 1) if n % t == 0 and arch.heads % t == 0]
     if arch.moe:
         splits = splits[::-1]  # widest first: experts spread over every GPU
     fits = []
+    need = min_sequences * (max_model_len or NICE_LENGTHS[0])  # KV-cache tokens a replica must hold
     for tp in splits:
         extra_vision = vision_gb * (1 - 1 / tp) if tp > 1 else 0.0  # --mm-encoder-tp-mode data copies it
         free = per_gpu * gpu_memory_utilization - weights_gb / tp - extra_vision - overhead_gb
         per_tok = _kv_bytes_per_token_per_gpu(arch, tp)
         tokens = int(free * 1e9 / per_tok) if free > 0 else 0
-        if tokens >= min_sequences * NICE_LENGTHS[0]:
+        if tokens >= need:
             fits.append((tp, tokens, weights_gb / tp))
     chosen = fits[0] if fits else None
     if chosen is None:
         hint = "the FP8 checkpoint (this GPU has FP8)" if hw.fp8 and not fp8 else "a smaller checkpoint"
         raise DoesNotFitError(
             f"{served} needs about {weights_gb:.0f} GB of weights; {n} x {per_gpu:.0f} GB at "
-            f"gpu_memory_utilization={gpu_memory_utilization} leaves no room for a KV cache at any "
-            f"tensor parallel size. Use {hint}, more GPUs, or cb.recommend_model(hw)."
+            f"gpu_memory_utilization={gpu_memory_utilization} leaves no room for a KV cache of {need} "
+            f"tokens ({min_sequences} x {need // min_sequences}) at any tensor parallel size. Use {hint}, "
+            "more GPUs, or cb.recommend_model(hw); or accept less: max_model_len=4096, min_sequences=1."
         )
     tp, kv_tokens, w_per_gpu = chosen
     dp = 1 if arch.moe else n // tp
@@ -461,7 +462,10 @@ def vllm_plan(
         flags.append(Flag("--served-model-name", served_name,
                           "the name clients send as `model` (workshop: one short name for the room)."))
     if length > NATIVE_CONTEXT:
-        factor = min(3.0, math.ceil(length / NATIVE_CONTEXT))
+        factor = min(3.0, float(math.ceil(length / NATIVE_CONTEXT)))
+        if length > factor * NATIVE_CONTEXT:
+            warnings.append(f"max_model_len={length} needs a YaRN factor above 3; the Qwen3-VL README "
+                            "advises 2-3 (about 1M tokens at most).")
         rope = {"rope_type": "yarn", "factor": factor, "original_max_position_embeddings": NATIVE_CONTEXT,
                 "mrope_section": [24, 20, 20], "mrope_interleaved": True}
         flags.append(Flag("--rope-scaling", json.dumps(rope),
@@ -474,7 +478,7 @@ def vllm_plan(
     )
 
 
-def choose_backend(hw: "Hardware", model: str | None = None) -> tuple[str, str]:
+def choose_backend(hw: Hardware, model: str | None = None) -> tuple[str, str]:
     """``("vllm" | "transformers", reason)``: vLLM when it is installed, a CUDA GPU is present and
     ``model`` (if given) is a Qwen3-VL checkpoint name; otherwise ``transformers serve``."""
     if not hw.cuda:
@@ -533,7 +537,7 @@ class ServerError(RuntimeError):
     """A server did not start or died; the message ends with the tail of its log."""
 
 
-_LIVE: dict[int, "Server"] = {}
+_LIVE: dict[int, Server] = {}
 
 
 def _stop_all() -> None:
@@ -611,7 +615,7 @@ class Server:
             self._log_file.close()
         return self.process.poll()
 
-    def __enter__(self) -> "Server":
+    def __enter__(self) -> Server:
         return self
 
     def __exit__(self, *exc: Any) -> None:
@@ -663,7 +667,7 @@ def start(
     model: str | os.PathLike,
     *,
     kind: str = "transformers",
-    hw: "Hardware | None" = None,
+    hw: Hardware | None = None,
     host: str = "127.0.0.1",
     port: int | None = None,
     timeout: float = 180.0,
@@ -675,7 +679,9 @@ def start(
     """Start ``transformers serve`` (or ``vllm serve``: ``kind="vllm"``/``"auto"``) for ``model`` on
     loopback, wait until ``/health`` answers, and return a ``Server`` (04_vllm_serving).
 
-    ``with cb.serving.start(path) as server:`` stops it even when the body raises.
+    ``with cb.serving.start(path) as server:`` stops it even when the body raises; servers left
+    running are stopped when Python exits, and on Linux when the starting thread dies (call this
+    from the main thread, as notebooks and scripts do).
     """
     from cookbook.hardware import hf_cache_dir
 

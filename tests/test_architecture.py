@@ -4,11 +4,9 @@ timestamps and token counts (on the tiny model and the real processors)."""
 from __future__ import annotations
 
 import pytest
-import torch
 
 from cookbook import architecture as arch
 from cookbook import video
-
 
 # --- Interleaved-MRoPE ----------------------------------------------------------------------
 
@@ -70,7 +68,7 @@ def test_rope_index_image_layout(tiny, photo):
         enc["input_ids"], enc["mm_token_type_ids"], image_grid_thw=enc["image_grid_thw"],
         attention_mask=enc["attention_mask"],
     )
-    _, gh, gw = (int(v) // m for v, m in zip(enc["image_grid_thw"][0], (1, 2, 2)))
+    _, gh, gw = (int(v) // m for v, m in zip(enc["image_grid_thw"][0], (1, 2, 2), strict=True))
     segs = arch.segments(pos[:, 0], enc["mm_token_type_ids"][0])
     image = next(s for s in segs if s.kind == "image")
     start = image.start  # text before the image counts 0..start-1
@@ -126,6 +124,12 @@ def test_timestamp_helpers_hand_computed():
     assert arch.expected_timestamps([0, 2, 4], 2) == pytest.approx([0.5, 2.0])  # last frame repeated
     assert arch.sample_indices(72, 12, 2) == [0, 6, 13, 19, 26, 32, 39, 45, 52, 58, 65, 71]
     assert arch.sample_indices(10, 10, 1) == [0, 3, 6, 9]  # at least min_frames=4
+
+
+def test_parse_times():
+    assert arch.parse_times("It hits the edge at 00:05.9, not at 2 s or 3.5 seconds.") == [5.9, 2.0, 3.5]
+    assert arch.parse_times("在第1:02分钟和7秒") == [62.0, 7.0]
+    assert arch.parse_times("frames 12 and 30") == []
 
 
 @pytest.fixture(scope="module")

@@ -34,6 +34,7 @@ def test_chat_trims_the_prompt_and_counts_tokens(tiny, photo):
     assert "Describe this image" not in reply.text and reply.seconds > 0
 
 
+@pytest.mark.filterwarnings("ignore:Unfeasible length constraints")
 def test_smoke_budget_caps_generation(tiny, photo, monkeypatch):
     monkeypatch.setenv("COOKBOOK_MODEL", "tiny")
     model, processor = tiny

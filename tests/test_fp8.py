@@ -214,3 +214,21 @@ def test_compare_tokens():
     same = fp8.compare_tokens(torch.tensor([5, 6]), [5, 6])
     assert same["identical"] and same["first_divergence"] is None and same["agreement"] == 1.0
     assert fp8.compare_tokens([1, 2, 3], [1, 2])["agreement"] == pytest.approx(2 / 3)
+
+
+def test_fake_quantization_of_the_tiny_checkpoint_with_an_image(tiny, photo):
+    """The project's tiny model and a real image prompt: vision tower untouched, logits move a little."""
+    import cookbook as cb
+
+    model, processor = tiny
+    fq, report = fp8.fake_quantize(model)
+    assert report.tensors == 7 * model.config.text_config.num_hidden_layers
+    original = dict(model.named_parameters())
+    for name, p in fq.named_parameters():
+        if ".visual." in name or "embed_tokens" in name:
+            assert torch.equal(p, original[name])
+    encoded = cb.inputs(processor, [cb.messages.user(photo, "Describe this image.")])
+    with torch.no_grad():
+        drift = fp8.compare_logits(model(**encoded).logits, fq(**encoded).logits)
+    assert drift["positions"] == encoded["input_ids"].shape[1]
+    assert 1e-8 < drift["kl_mean"] < 1e-4 and drift["top1_agreement"] >= 0.9

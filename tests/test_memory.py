@@ -217,3 +217,16 @@ def test_table_rows_format_and_plot():
     fig = m.plot(rows, dtypes=("bf16", "fp8"))
     ax = fig.axes[0]
     assert ax.get_yscale() == "log" and len(ax.get_xticklabels()) == 12
+
+
+def test_estimate_equals_the_tiny_checkpoint(tiny, photo):
+    """The project's tiny checkpoint (float32): weight bytes, parts, and the image tokens in a real prompt."""
+    import cookbook as cb
+
+    model, processor = tiny
+    assert m.measured_weight_bytes(model) == m.weight_bytes(model.config, "fp32")
+    assert m.measure(model).as_dict() | {"active": 0} == m.parameters(model.config).as_dict() | {"active": 0}
+    encoded = cb.inputs(processor, [cb.messages.user(photo, "Hi")])
+    in_prompt = int((encoded["input_ids"] == model.config.image_token_id).sum())
+    # 200x120 is below the 64-token minimum, so it is scaled up to 352x224: 11 x 7 tokens
+    assert in_prompt == m.image_tokens(*photo.size) == 77

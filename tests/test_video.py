@@ -23,7 +23,7 @@ def test_square_moves_at_constant_speed(clip):
     side = 96 // 3
     frames = video.read_frames(clip, [0, 10, 29])
     assert frames.shape == (3, 96, 160, 3) and frames.dtype.name == "uint8"
-    for idx, frame in zip([0, 10, 29], frames):
+    for idx, frame in zip([0, 10, 29], frames, strict=True):
         centre = video.find_square(frame)
         assert centre == pytest.approx(video.square_x(idx, 30, 160, side) + side / 2, abs=1.5)
     assert video.square_x(0, 30, 160, side) == 0
