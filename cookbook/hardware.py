@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 MIN_TRANSFORMERS = (4, 57)  # first release with Qwen3-VL
+TESTED_TRANSFORMERS = (5, 16)  # the cookbook's own floor (pyproject.toml): what vLLM 0.33 installs and newer
 
 
 @dataclass(frozen=True)
@@ -203,11 +204,12 @@ def doctor(hw: Hardware | None = None, model: str | None = None) -> Report:
         Check("python", sys.version_info >= (3, 10), sys.version.split()[0], "Use Python 3.10 or newer."),
     ]
     tf = version("transformers")
-    checks.append(Check(
-        "transformers", bool(tf) and _parse(tf) >= MIN_TRANSFORMERS, tf or "not installed",
-        "pip install -U 'transformers>=4.57' (older releases say 'does not recognize this "
-        "architecture: qwen3_vl').",
-    ))
+    if tf and MIN_TRANSFORMERS <= _parse(tf) < TESTED_TRANSFORMERS:
+        fix = "Qwen3-VL loads, but the cookbook needs transformers 5.16.1+: pip install -U 'transformers>=5.16.1'."
+    else:
+        fix = ("pip install -U 'transformers>=5.16.1' (releases before 4.57 say 'does not recognize this "
+               "architecture: qwen3_vl').")
+    checks.append(Check("transformers", bool(tf) and _parse(tf) >= TESTED_TRANSFORMERS, tf or "not installed", fix))
     tv = version("torchvision")
     checks.append(Check(
         "torchvision", tv is not None, tv or "not installed",

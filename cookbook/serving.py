@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from cookbook.client import Client
     from cookbook.hardware import Hardware
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
@@ -581,8 +582,8 @@ class Server:
         return {"COOKBOOK_BASE_URL": self.base_url, "COOKBOOK_API_KEY": "EMPTY",
                 "COOKBOOK_SERVED_MODEL": self.model}
 
-    def client(self, **kw: Any):
-        """A ``cookbook.client.Client`` for this server."""
+    def client(self, **kw: Any) -> Client:
+        """A ``cookbook.client.Client`` for this server (04_vllm_serving)."""
         from cookbook.client import Client
 
         kw.setdefault("server", self.kind)

@@ -1,3 +1,5 @@
+import importlib
+
 import cookbook as cb
 from cookbook.hardware import Report, doctor
 
@@ -48,3 +50,18 @@ def test_doctor_passes_where_it_fits():
 def test_no_gpu_is_optional_with_a_fix():
     gpu = _check(doctor(cb.Hardware("cpu", ram_gb=16, disk_free_gb=100), model="Qwen/Qwen3-VL-2B-Instruct"), "gpu")
     assert not gpu.ok and not gpu.required and "COOKBOOK_MODEL=tiny" in gpu.fix
+
+
+def test_doctor_names_the_transformers_floor(monkeypatch):
+    hardware_module = importlib.import_module("cookbook.hardware")  # cb.hardware is the function
+
+    versions = {"transformers": "4.57.6"}
+    monkeypatch.setattr(hardware_module, "version", lambda p: versions.get(p, "1.0"))
+    check = _check(doctor(cb.Hardware("cpu", ram_gb=16, disk_free_gb=100), model="Qwen/Qwen3-VL-2B-Instruct"), "transformers")
+    assert not check.ok and "5.16.1" in check.fix and "Qwen3-VL loads" in check.fix
+    versions["transformers"] = "4.49.0"
+    check = _check(doctor(cb.Hardware("cpu", ram_gb=16, disk_free_gb=100), model="Qwen/Qwen3-VL-2B-Instruct"), "transformers")
+    assert not check.ok and "qwen3_vl" in check.fix
+    versions["transformers"] = "5.20.2"
+    check = _check(doctor(cb.Hardware("cpu", ram_gb=16, disk_free_gb=100), model="Qwen/Qwen3-VL-2B-Instruct"), "transformers")
+    assert check.ok
