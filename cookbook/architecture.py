@@ -103,7 +103,7 @@ def plot_mrope_layout(mrope_section: Sequence[int], head_dim: int | None = None,
         colours = [AXIS_COLOURS[a] for a in owner]
         ax.bar(range(n), np.ones(n), width=1.0, color=colours, edgecolor="white", linewidth=0.3)
         ax.set_yticks([])
-        name = "interleaved (Qwen3-VL)" if interleaved else "blocks (Qwen2/2.5-VL)"
+        name = "interleaved (Qwen3-VL)" if interleaved else "in blocks (the Qwen2/2.5-VL layout)"
         ax.set_title(f"{name}, mrope_section={list(mrope_section)}", fontsize=9, loc="left")
     axes[-1].set_xlabel("frequency index i (0 = fastest rotation)")
     if head_dim:
