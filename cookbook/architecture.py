@@ -229,16 +229,18 @@ def trace_deepstack(model: Any, inputs: Any) -> list[Injection]:
     after: dict[int, Any] = {}
     handles = []
 
+    def cpu(x):  # measured on the CPU in float32, whatever the model's device and dtype
+        return x.detach().float().cpu()
+
     def keep_feature(j):
-        return lambda mod, args, out: feats[j].append(out.detach())
+        return lambda mod, args, out: feats[j].append(cpu(out))
 
     def keep_output(i):
-        return lambda mod, args, out: before.__setitem__(i, (out[0] if isinstance(out, tuple) else out).detach())
+        return lambda mod, args, out: before.__setitem__(i, cpu(out[0] if isinstance(out, tuple) else out))
 
     def keep_input(i):
         def hook(mod, args, kwargs):
-            h = args[0] if args else kwargs["hidden_states"]
-            after[i] = h.detach()
+            after[i] = cpu(args[0] if args else kwargs["hidden_states"])
         return hook
 
     for j in range(n):
@@ -254,7 +256,7 @@ def trace_deepstack(model: Any, inputs: Any) -> list[Injection]:
         for h in handles:
             h.remove()
 
-    ids = inputs["input_ids"]
+    ids = inputs["input_ids"].cpu()
     image_mask = ids == model.config.image_token_id
     video_mask = ids == model.config.video_token_id
     visual_mask = image_mask | video_mask
@@ -268,10 +270,10 @@ def trace_deepstack(model: Any, inputs: Any) -> list[Injection]:
         added = torch.zeros(int(visual_mask.sum()), width)
         joint_image = image_mask[visual_mask]
         if has_image and image_mask.any():
-            added[joint_image] = calls.pop(0).float()
+            added[joint_image] = calls.pop(0)
         if video_mask.any():
-            added[~joint_image] = calls.pop(0).float()
-        h0, h1 = before[j][visual_mask].float(), after[j][visual_mask].float()
+            added[~joint_image] = calls.pop(0)
+        h0, h1 = before[j][visual_mask], after[j][visual_mask]
         text0, text1 = before[j][~visual_mask], after[j][~visual_mask]
         out.append(Injection(
             vision_layer=vision_layers[j], llm_layer=j, feature_shape=tuple(added.shape),

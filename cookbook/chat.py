@@ -59,24 +59,68 @@ def is_thinking(processor: Any) -> bool:
     return prompt.rstrip().endswith(THINK_OPEN)
 
 
+def _decode_video(part: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A video part with its frames decoded (PyAV) and the metadata its timestamps need."""
+    from cookbook import video
+
+    src = part["video"]
+    if isinstance(src, (list, tuple)):  # frames sampled by the caller at part["fps"]
+        frames = src
+        metadata = {"fps": float(part["fps"]), "frames_indices": list(range(len(src))),
+                    "total_num_frames": len(src)}
+    else:
+        frames, metadata = video.load(src, fps=part.get("fps", 2.0), max_frames=part.get("max_frames"))
+    return {"type": "video", "video": frames}, metadata
+
+
+def _with_decoded_videos(conversation: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    out, metadata = [], []
+    for msg in conversation:
+        content = msg.get("content")
+        if isinstance(content, list) and any(p.get("type") == "video" for p in content):
+            parts = []
+            for part in content:
+                if part.get("type") == "video":
+                    part, meta = _decode_video(part)
+                    metadata.append(meta)
+                parts.append(part)
+            msg = {**msg, "content": parts}
+        out.append(msg)
+    return out, metadata
+
+
 def inputs(processor: Any, messages: Any, device: Any = None, **kwargs: Any) -> Any:
     """Tokenize a conversation (or a list of them, left-padded) with its images and videos, as tensors.
 
     This is the step the seed got wrong: ``return_dict=True`` returns ``pixel_values`` and
     ``image_grid_thw`` beside ``input_ids``; then everything moves to the model's device.
+    Videos are decoded here with PyAV and passed with their metadata, so the ``<t seconds>``
+    stamps are right (transformers alone would need torchcodec and FFmpeg to read a file).
     """
     batch = _is_batch(messages)
-    for conversation in messages if batch else [messages]:
-        check(list(conversation))
+    conversations = [list(c) for c in messages] if batch else [list(messages)]
+    for conversation in conversations:
+        check(conversation)
+    decoded = [_with_decoded_videos(c) for c in conversations]
+    conversations = [c for c, _ in decoded]
+    video_metadata = [m for _, metas in decoded for m in metas]
+    options: dict[str, Any] = {}
     if batch:
         processor.tokenizer.padding_side = "left"  # generation continues from the right end
+        options["padding"] = True
+    if video_metadata:
+        options.update(video_metadata=video_metadata, do_sample_frames=False)
+        if hasattr(processor.video_processor, "cap_pixels_per_frame"):
+            # transformers' current default (no qwen-vl-utils per-frame cap); saying so silences its warning
+            options["cap_pixels_per_frame"] = False
+    if options:
         # transformers 5.2x takes processor options as processor_kwargs; older releases as kwargs
         if "processor_kwargs" in inspect.signature(processor.apply_chat_template).parameters:
-            kwargs.setdefault("processor_kwargs", {}).setdefault("padding", True)
+            kwargs["processor_kwargs"] = {**options, **kwargs.get("processor_kwargs", {})}
         else:
-            kwargs.setdefault("padding", True)
+            kwargs = {**options, **kwargs}
     encoded = processor.apply_chat_template(
-        [list(c) for c in messages] if batch else messages,
+        conversations if batch else conversations[0],
         tokenize=True, add_generation_prompt=True, return_dict=True, return_tensors="pt", **kwargs,
     )
     return encoded.to(device) if device is not None else encoded

@@ -43,17 +43,17 @@ def _open_bytes(data: bytes, what: str) -> Any:
     return img
 
 
-def _fetch(url: str, timeout: float) -> bytes:
+def _fetch(url: str, timeout: float, what: str = "image") -> bytes:
     request = urllib.request.Request(url, headers={"User-Agent": "qwen3-vl-cookbook"})
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:
             return response.read()
     except urllib.error.HTTPError as err:
-        raise InputError(f"image URL {url}: the server answered HTTP {err.code} {err.reason}.") from err
+        raise InputError(f"{what} URL {url}: the server answered HTTP {err.code} {err.reason}.") from err
     except (TimeoutError, OSError, urllib.error.URLError) as err:
         reason = getattr(err, "reason", err)
         raise InputError(
-            f"image URL {url}: could not be fetched ({reason}). Check the address and your network, "
+            f"{what} URL {url}: could not be fetched ({reason}). Check the address and your network, "
             "or download the file and pass its path."
         ) from err
 
@@ -140,11 +140,20 @@ def image(src: Any, *, max_pixels: int | None = None, max_tokens: int | None = N
 
 
 def video(src: Any, *, fps: float | None = None, max_frames: int | None = None) -> dict[str, Any]:
-    """A video part from a file path or URL (checked now), or a list of frames (PIL images)."""
+    """A video part: a file path or URL (sampled at ``fps``, default 2), or frames you sampled yourself.
+
+    For frames, ``fps`` is required: it is the rate they were taken at, and Qwen3-VL's ``<t seconds>``
+    stamps are computed from it (without it the processor assumes 24 fps and every time is wrong).
+    """
     part: dict[str, Any] = {"type": "video"}
     if isinstance(src, (list, tuple)):
         if len(src) < 2:
             raise InputError(f"video of {len(src)} frame(s): Qwen3-VL needs at least 2 (temporal patch 2).")
+        if fps is None:
+            raise InputError(
+                f"video of {len(src)} frames: say at what rate they were sampled (fps=...); Qwen3-VL "
+                "timestamps each pair of frames from it."
+            )
         part["video"] = [load_image(f) for f in src]
     elif isinstance(src, (str, Path)):
         text = str(src)

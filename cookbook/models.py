@@ -171,10 +171,10 @@ def attention_for(hw: Hardware) -> str:
 
 
 def set_image_budget(processor: Any, max_pixels: int | None = None, min_pixels: int | None = None) -> None:
-    """Cap the pixels (and so the visual tokens) per image; one token covers 32x32 pixels.
+    """Cap the pixels (and so the visual tokens) per image of a loaded processor (01).
 
-    ``from_pretrained(..., max_pixels=...)`` is ignored for Qwen3-VL (transformers#41955): this sets
-    ``processor.image_processor.size`` instead, which the processor reads.
+    One token covers 32x32 pixels. Sets ``processor.image_processor.size``, which works on every
+    transformers release; ``from_pretrained(..., max_pixels=...)`` was ignored in 4.57 (transformers#41955).
     """
     size = dict(processor.image_processor.size)
     if max_pixels is not None:

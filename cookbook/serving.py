@@ -140,18 +140,12 @@ def _file_video(part: dict, factor: int) -> tuple[Any, dict]:
     """A video file read with PyAV and sampled like qwen-vl-utils (``fps``, default 2; 4 to 768
     frames; ``video_start``/``video_end``), with the original fps and frame indices as metadata."""
     import torch
-    from qwen_vl_utils import vision_process as vp
 
-    from cookbook.video import read_frames, video_info
+    from cookbook.video import load
 
-    path = str(part["video"]).removeprefix("file://")
-    info = video_info(path)
-    start, end, total = vp.calculate_video_frame_range(part, info.frames, info.fps)
-    n = vp.smart_nframes(part, total_frames=total, video_fps=info.fps)
-    idx = torch.linspace(start, end, n).round().long().tolist()
-    video = torch.from_numpy(read_frames(path, idx)).permute(0, 3, 1, 2)
-    metadata = {"fps": info.fps, "frames_indices": idx, "total_num_frames": info.frames,
-                "video_backend": "pyav"}
+    options = {k: v for k, v in part.items() if k not in ("type", "video")}
+    frames, metadata = load(part["video"], **options)
+    video = torch.from_numpy(frames).permute(0, 3, 1, 2)
     return _resize_video(video, part, factor), metadata
 
 
@@ -168,11 +162,10 @@ def vllm_inputs(messages: list[dict], processor: Any, image_patch_size: int | No
     patch = image_patch_size or getattr(getattr(processor, "image_processor", None), "patch_size", None) or 16
     text = processor.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
 
-    # Videos qwen-vl-utils 0.0.14 gets wrong are read here; it handles images and the rest.
-    reads_files = qwen_vl_utils_reads_video()
-    ours: dict[int, tuple[Any, dict]] = {}
+    # Videos are read here (qwen-vl-utils 0.0.14 distorts frame lists and needs torchcodec, decord or
+    # an old torchvision for files); it handles the images.
+    pairs: list[tuple[Any, dict]] = []
     kept = []
-    n_video = 0
     for m in messages:
         content = m.get("content")
         if not isinstance(content, list):
@@ -182,23 +175,18 @@ def vllm_inputs(messages: list[dict], processor: Any, image_patch_size: int | No
         for part in content:
             if isinstance(part, dict) and "video" in part:
                 if isinstance(part["video"], (list, tuple)):
-                    ours[n_video] = _frame_list_video(part, factor=patch * 2)
-                elif not reads_files and not str(part["video"]).startswith(("http://", "https://")):
-                    ours[n_video] = _file_video(part, factor=patch * 2)
-                else:
-                    parts.append(part)
-                n_video += 1
+                    pairs.append(_frame_list_video(part, factor=patch * 2))
+                else:  # files and URLs: decoded with PyAV, no torchcodec/decord/FFmpeg needed
+                    pairs.append(_file_video(part, factor=patch * 2))
             else:
                 parts.append(part)
         kept.append({**m, "content": parts})
-    images, videos, video_kwargs = process_vision_info(
+    images, _, _ = process_vision_info(
         kept,
         image_patch_size=patch,  # 16 for Qwen3-VL (14 is the default, for Qwen2.5-VL)
         return_video_kwargs=True,
-        return_video_metadata=True,  # Qwen3-VL needs fps + frame indices for its <t seconds> stamps
+        return_video_metadata=True,  # for videos: Qwen3-VL needs fps + frame indices for its stamps
     )
-    theirs = iter(videos or [])
-    pairs = [tuple(ours[i]) if i in ours else tuple(next(theirs)) for i in range(n_video)]
 
     mm_data: dict[str, list] = {}
     if images is not None:
@@ -207,8 +195,8 @@ def vllm_inputs(messages: list[dict], processor: Any, image_patch_size: int | No
         mm_data["video"] = pairs  # (frames, metadata) pairs, as vLLM expects for Qwen3-VL
     out: dict[str, Any] = {"prompt": text, "multi_modal_data": mm_data}
     if pairs:
-        # {'do_sample_frames': False}: frames were sampled here; vLLM must not sample them again.
-        out["mm_processor_kwargs"] = dict(video_kwargs)
+        # frames were sampled here; vLLM must not sample them again
+        out["mm_processor_kwargs"] = {"do_sample_frames": False}
     return out
 
 

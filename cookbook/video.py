@@ -136,3 +136,35 @@ def find_square(frame: np.ndarray) -> float | None:
     if mask.sum() < 16:
         return None
     return float(np.nonzero(mask)[1].mean())
+
+
+def load(path: str | Path, fps: float = 2.0, **options: Any) -> tuple[np.ndarray, dict[str, Any]]:
+    """Decode a video file with PyAV, sampled at ``fps`` as qwen-vl-utils does, with its metadata.
+
+    ``path`` may be an http(s) URL (downloaded first). ``options`` are qwen-vl-utils' video keys
+    (``max_frames``, ``min_frames``, ``nframes``, ``video_start``, ``video_end`` in seconds).
+    Returns frames (T, H, W, 3) uint8 and the ``video_metadata`` Qwen3-VL's processor needs for its
+    ``<t seconds>`` stamps. Needs no torchcodec or FFmpeg install (PyAV ships its own). Used by
+    ``cb.inputs`` and ``cb.serving``.
+    """
+    from qwen_vl_utils import vision_process as vp
+
+    text = str(path)
+    if text.startswith(("http://", "https://")):
+        import tempfile
+
+        from cookbook.messages import URL_TIMEOUT_S, _fetch
+
+        with tempfile.NamedTemporaryFile(suffix=Path(text.split("?")[0]).suffix or ".mp4") as tmp:
+            tmp.write(_fetch(text, URL_TIMEOUT_S, what="video"))
+            tmp.flush()
+            return load(tmp.name, fps, **options)
+    path = text.removeprefix("file://")
+    info = video_info(path)
+    options = {"fps": fps, **{k: v for k, v in options.items() if v is not None}}
+    start, end, total = vp.calculate_video_frame_range(options, info.frames, info.fps)
+    n = vp.smart_nframes(options, total_frames=total, video_fps=info.fps)
+    indices = np.linspace(start, end, n).round().astype(int).tolist()
+    metadata = {"fps": info.fps, "frames_indices": indices, "total_num_frames": info.frames,
+                "video_backend": "pyav"}
+    return read_frames(path, indices), metadata

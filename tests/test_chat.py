@@ -106,3 +106,30 @@ def test_prompt_longer_than_the_context_is_refused(tiny, photo, monkeypatch):
     monkeypatch.setattr(model.config.text_config, "max_position_embeddings", 32)  # the prompt is ~30+24 tokens
     with pytest.raises(InputError, match="context is 32"):
         cb.chat(model, processor, [cb.messages.user(photo, "Hi")], max_new_tokens=2)
+
+
+def test_video_file_gets_frames_and_true_timestamps(tiny, tmp_path):
+    import re
+
+    model, processor = tiny
+    clip = cb.video.write_demo_video(tmp_path / "clip.mp4", seconds=4, fps=10, size=(128, 96))
+    enc = cb.inputs(processor, [cb.messages.user(cb.messages.video(clip, fps=2), "What moves?")])
+    text = processor.decode(enc["input_ids"][0])
+    stamps = [float(t) for t in re.findall(r"<(\d+\.\d) seconds>", text)]
+    # 4 s at 2 fps: 8 frames from 40 (qwen-vl-utils' rule), paired: each stamp is the mean time of 2
+    _, meta = cb.video.load(clip, fps=2)
+    idx = meta["frames_indices"]
+    expected = [round((idx[i] + idx[i + 1]) / 2 / 10, 1) for i in range(0, len(idx), 2)]
+    assert len(idx) == 8 and stamps == pytest.approx(expected, abs=0.051)
+    assert int(enc["video_grid_thw"][0][0]) == len(idx) // 2
+    reply = cb.chat(model, processor, [cb.messages.user(cb.messages.video(clip), "What moves?")], max_new_tokens=3)
+    assert reply.new_tokens >= 1
+
+
+def test_frames_need_their_sampling_rate(tiny, photo):
+    model, processor = tiny
+    with pytest.raises(InputError, match="fps"):
+        cb.messages.video([photo, photo, photo, photo])
+    enc = cb.inputs(processor, [cb.messages.user(cb.messages.video([photo] * 4, fps=1), "Hi")])
+    text = processor.decode(enc["input_ids"][0])
+    assert "<0.5 seconds>" in text and "<2.5 seconds>" in text  # pairs (0,1) and (2,3) at 1 fps
