@@ -14,7 +14,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from cookbook.messages import InputError, check
-from cookbook.presets import Preset, default_preset, generation_kwargs, preset as get_preset
+from cookbook.presets import Preset, default_preset, generation_kwargs
+from cookbook.presets import preset as get_preset
 
 THINK_OPEN, THINK_CLOSE = "<think>", "</think>"
 
@@ -156,7 +157,7 @@ def _replies(processor: Any, sequences: Any, prompt_length: int, seconds: float,
     texts = processor.batch_decode(new_ids, skip_special_tokens=True)
     out = []
     pad = processor.tokenizer.pad_token_id
-    for row, text, n_prompt in zip(new_ids, texts, prompt_tokens):
+    for row, text, n_prompt in zip(new_ids, texts, prompt_tokens, strict=True):
         reasoning, answer = split_thinking(text)
         new_tokens = int((row != pad).sum()) if pad is not None else int(row.numel())
         out.append(Reply(text, reasoning, answer, n_prompt, new_tokens, seconds))

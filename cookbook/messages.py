@@ -9,7 +9,6 @@ from __future__ import annotations
 import base64
 import binascii
 import io
-import math
 import mimetypes
 import urllib.error
 import urllib.request
@@ -17,7 +16,6 @@ from pathlib import Path
 from typing import Any
 
 PIXELS_PER_TOKEN = 32 * 32  # patch 16 x spatial merge 2: one visual token covers 32x32 pixels
-MAX_ASPECT_RATIO = 200  # the processor refuses images more elongated than this
 URL_TIMEOUT_S = 20.0
 VIDEO_SUFFIXES = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".gif"}
 
@@ -106,36 +104,21 @@ def _b64decode(data: str, what: str) -> bytes:
         raise InputError(f"image {what}: not valid base64 ({err}).") from err
 
 
-def fit_pixels(width: int, height: int, max_pixels: int | None = None, min_pixels: int | None = None,
-               factor: int = 32) -> tuple[int, int]:
-    """The (width, height) the processor will use: multiples of ``factor`` within the pixel budget."""
-    if max(width, height) / max(1, min(width, height)) > MAX_ASPECT_RATIO:
-        raise InputError(f"image {width}x{height}: aspect ratio above {MAX_ASPECT_RATIO}; crop it first.")
-    h = max(factor, round(height / factor) * factor)
-    w = max(factor, round(width / factor) * factor)
-    if max_pixels is not None and h * w > max_pixels:
-        beta = math.sqrt(height * width / max_pixels)
-        h = max(factor, math.floor(height / beta / factor) * factor)
-        w = max(factor, math.floor(width / beta / factor) * factor)
-    elif min_pixels is not None and h * w < min_pixels:
-        beta = math.sqrt(min_pixels / (height * width))
-        h = math.ceil(height * beta / factor) * factor
-        w = math.ceil(width * beta / factor) * factor
-    return w, h
-
-
 def image(src: Any, *, max_pixels: int | None = None, max_tokens: int | None = None) -> dict[str, Any]:
     """An image part, loaded now; ``max_pixels`` or ``max_tokens`` caps this one image's visual tokens."""
+    from cookbook.memory import smart_resize  # the processor's resize rule
+
     img = load_image(src)
     limit = max_pixels if max_tokens is None else max_tokens * PIXELS_PER_TOKEN
-    if limit is not None:
-        if limit < 4 * PIXELS_PER_TOKEN:
-            raise InputError(f"image {_describe(src)}: a budget of {limit} pixels is below the minimum of 4 tokens.")
-        w, h = fit_pixels(*img.size, max_pixels=limit)
-        if (w, h) != img.size:
-            img = img.resize((w, h), resample=3)  # bicubic, as the processor does
-    else:
-        fit_pixels(*img.size)  # aspect-ratio check
+    if limit is not None and limit < 4 * PIXELS_PER_TOKEN:
+        raise InputError(f"image {_describe(src)}: a budget of {limit} pixels is below the minimum of 4 tokens.")
+    try:
+        h, w = smart_resize(img.height, img.width, min_pixels=4 * PIXELS_PER_TOKEN,
+                            max_pixels=limit or img.width * img.height + PIXELS_PER_TOKEN * 4)
+    except ValueError as err:  # aspect ratio above 200
+        raise InputError(f"image {_describe(src)} ({img.width}x{img.height}): {err}; crop it first.") from err
+    if limit is not None and (w, h) != img.size:
+        img = img.resize((w, h), resample=3)  # bicubic, as the processor does
     return {"type": "image", "image": img}
 
 

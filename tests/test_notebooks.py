@@ -57,7 +57,7 @@ def test_template_sections(path):
     assert "import cookbook as cb" in code[0] and "cb.settings()" in code[0], "first code cell: setup"
     headings = [line for c in cells if c["cell_type"] == "markdown" for line in _source(c).splitlines()]
     positions = [next((i for i, h in enumerate(headings) if h.startswith(s)), None) for s in SECTIONS]
-    assert None not in positions, f"missing sections: {[s for s, p in zip(SECTIONS, positions) if p is None]}"
+    assert None not in positions, f"missing sections: {[s for s, p in zip(SECTIONS, positions, strict=True) if p is None]}"
     assert positions == sorted(positions), "sections out of order"
     md = "\n".join(_source(c) for c in cells if c["cell_type"] == "markdown")
     assert "<details>" in md, "exercises need collapsed solutions"
