@@ -9,6 +9,7 @@ STAMP  := $(VENV)/.installed
 NOTEBOOKS := $(sort $(wildcard notebooks/[0-9][0-9]_*.ipynb))
 SMOKE_ENV := COOKBOOK_MODEL=tiny HF_HUB_OFFLINE=1 MPLBACKEND=Agg
 PORT   ?= 8000
+LAB_ARGS ?=
 
 .DEFAULT_GOAL := help
 .PHONY: help setup lab test unit notebooks smoke serve lint strip clean
@@ -25,8 +26,8 @@ $(STAMP): pyproject.toml
 
 setup: $(STAMP) ## create .venv and install the cookbook with its dependencies (quick when nothing changed)
 
-lab: $(STAMP) ## open JupyterLab on notebooks/
-	$(VENV)/bin/jupyter lab notebooks/
+lab: $(STAMP) ## open JupyterLab on notebooks/ (LAB_ARGS="--no-browser --port 8888" to pass options)
+	$(VENV)/bin/jupyter lab notebooks/ $(if $(filter 0,$(shell id -u)),--allow-root) $(LAB_ARGS)
 
 test: $(STAMP) ## unit tests, then every notebook headless in smoke mode (tiny model, offline)
 	$(SMOKE_ENV) $(PY) -m pytest -q
