@@ -7,7 +7,7 @@ PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip
 STAMP  := $(VENV)/.installed
 NOTEBOOKS := $(sort $(wildcard notebooks/[0-9][0-9]_*.ipynb))
-SMOKE_ENV := COOKBOOK_MODEL=tiny HF_HUB_OFFLINE=1 MPLBACKEND=Agg
+SMOKE_ENV := COOKBOOK_MODEL=tiny HF_HUB_OFFLINE=1
 PORT   ?= 8000
 LAB_ARGS ?=
 
