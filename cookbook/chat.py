@@ -167,20 +167,21 @@ def _replies(processor: Any, sequences: Any, prompt_length: int, seconds: float,
 def stream(model: Any, processor: Any, messages: list[dict[str, Any]], preset: str | Preset | None = None,
            seed: int | None = None, **overrides: Any) -> Iterator[str]:
     """Yield the answer's text piece by piece as it is generated (one conversation)."""
-    from transformers import TextIteratorStreamer
-
-    text_chunks, _ = _stream(model, processor, messages, preset, seed, overrides, TextIteratorStreamer)
-    yield from text_chunks
+    chunks, _, _ = _stream(model, processor, messages, preset, seed, overrides)
+    yield from chunks
 
 
-def _stream(model, processor, messages, preset, seed, overrides, streamer_cls):
+def _stream(model: Any, processor: Any, messages: Any, preset: str | Preset | None, seed: int | None,
+            overrides: dict[str, Any]) -> tuple[Iterator[str], Any, dict[str, Any]]:
+    """Start ``generate`` on a thread with a text streamer: (text chunks, inputs, result holder)."""
     import torch
+    from transformers import TextIteratorStreamer
 
     if _is_batch(messages):
         raise InputError("streaming takes one conversation; use chat(..., batch) without stream.")
     encoded = inputs(processor, messages, device=model.device)
     kwargs = _generate_kwargs(model, processor, encoded, preset, overrides)
-    streamer = streamer_cls(processor.tokenizer, skip_prompt=True, skip_special_tokens=True)
+    streamer = TextIteratorStreamer(processor.tokenizer, skip_prompt=True, skip_special_tokens=True)
     result: dict[str, Any] = {}
 
     def run() -> None:
@@ -202,7 +203,7 @@ def _stream(model, processor, messages, preset, seed, overrides, streamer_cls):
         if "error" in result:
             raise result["error"]
 
-    return chunks(), (encoded, result)
+    return chunks(), encoded, result
 
 
 def chat(model: Any, processor: Any, messages: Any, preset: str | Preset | None = None,
@@ -218,22 +219,18 @@ def chat(model: Any, processor: Any, messages: Any, preset: str | Preset | None 
 
     start = time.perf_counter()
     if stream:
-        from transformers import TextIteratorStreamer
-
-        chunks, (encoded, result) = _stream(model, processor, messages, preset, seed, overrides, TextIteratorStreamer)
+        chunks, encoded, result = _stream(model, processor, messages, preset, seed, overrides)
         for chunk in chunks:
             print(chunk, end="", flush=True)
         print()
-        prompt_length = encoded["input_ids"].shape[1]
-        return _replies(processor, result["sequences"], prompt_length, time.perf_counter() - start,
-                        [int(encoded["attention_mask"][0].sum())])[0]
-    batch = _is_batch(messages)
-    encoded = inputs(processor, messages, device=model.device)
-    kwargs = _generate_kwargs(model, processor, encoded, preset, overrides)
-    if seed is not None:
-        torch.manual_seed(seed)
-    with torch.inference_mode():
-        sequences = model.generate(**encoded, **kwargs)
+        sequences = result["sequences"]
+    else:
+        encoded = inputs(processor, messages, device=model.device)
+        kwargs = _generate_kwargs(model, processor, encoded, preset, overrides)
+        if seed is not None:
+            torch.manual_seed(seed)
+        with torch.inference_mode():
+            sequences = model.generate(**encoded, **kwargs)
     prompt_tokens = [int(n) for n in encoded["attention_mask"].sum(dim=1)]
     replies = _replies(processor, sequences, encoded["input_ids"].shape[1], time.perf_counter() - start, prompt_tokens)
-    return replies if batch else replies[0]
+    return replies if _is_batch(messages) else replies[0]

@@ -6,6 +6,7 @@ import functools
 import importlib.metadata
 import importlib.util
 import os
+import re
 import shutil
 import sys
 from dataclasses import dataclass, field
@@ -185,11 +186,12 @@ class Report:
         printer.text(str(self))
 
 
-def _parse(v: str) -> tuple[int, ...]:
+def parse_version(v: str) -> tuple[int, ...]:
+    """``"5.20.2"`` -> ``(5, 20, 2)``: the leading numbers of the first three parts (``"5.0.0rc1"`` -> (5, 0, 0))."""
     out = []
     for part in v.split(".")[:3]:
-        digits = "".join(ch for ch in part if ch.isdigit())
-        out.append(int(digits or 0))
+        match = re.match(r"\d+", part)
+        out.append(int(match.group()) if match else 0)
         if not part.isdigit():
             break
     return tuple(out)
@@ -204,12 +206,12 @@ def doctor(hw: Hardware | None = None, model: str | None = None) -> Report:
         Check("python", sys.version_info >= (3, 10), sys.version.split()[0], "Use Python 3.10 or newer."),
     ]
     tf = version("transformers")
-    if tf and MIN_TRANSFORMERS <= _parse(tf) < TESTED_TRANSFORMERS:
+    if tf and MIN_TRANSFORMERS <= parse_version(tf) < TESTED_TRANSFORMERS:
         fix = "Qwen3-VL loads, but the cookbook needs transformers 5.16.1+: pip install -U 'transformers>=5.16.1'."
     else:
         fix = ("pip install -U 'transformers>=5.16.1' (releases before 4.57 say 'does not recognize this "
                "architecture: qwen3_vl').")
-    checks.append(Check("transformers", bool(tf) and _parse(tf) >= TESTED_TRANSFORMERS, tf or "not installed", fix))
+    checks.append(Check("transformers", bool(tf) and parse_version(tf) >= TESTED_TRANSFORMERS, tf or "not installed", fix))
     tv = version("torchvision")
     checks.append(Check(
         "torchvision", tv is not None, tv or "not installed",

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from cookbook.hardware import MIN_TRANSFORMERS, Hardware, hardware, version
+from cookbook.hardware import MIN_TRANSFORMERS, Hardware, hardware, parse_version, version
 
 # The seed article's "minimum memory" column (GB); 2B and 32B are not in it.
 SEED_MIN_MEMORY_GB = {"4B": 8, "8B": 16, "30B-A3B": 48, "235B-A22B": 160}
@@ -113,10 +113,8 @@ class LoadError(RuntimeError):
 
 
 def _check_transformers() -> None:
-    from cookbook.hardware import _parse
-
     tf = version("transformers")
-    if tf is None or _parse(tf) < MIN_TRANSFORMERS:
+    if tf is None or parse_version(tf) < MIN_TRANSFORMERS:
         raise LoadError(
             f"transformers {tf or '(not installed)'} does not know Qwen3-VL (added in 4.57.0). "
             "Fix: pip install -U 'transformers>=4.57'."

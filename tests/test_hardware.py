@@ -65,3 +65,12 @@ def test_doctor_names_the_transformers_floor(monkeypatch):
     versions["transformers"] = "5.20.2"
     check = _check(doctor(cb.Hardware("cpu", ram_gb=16, disk_free_gb=100), model="Qwen/Qwen3-VL-2B-Instruct"), "transformers")
     assert check.ok
+
+
+def test_parse_version():
+    from cookbook.hardware import parse_version
+
+    assert parse_version("5.20.2") == (5, 20, 2)
+    assert parse_version("4.57.0.dev0") == (4, 57, 0)
+    assert parse_version("5.0.0rc1") == (5, 0, 0)
+    assert parse_version("2.14.1+cu130") == (2, 14, 1)
