@@ -45,16 +45,11 @@ def mrope_axes(mrope_section: Sequence[int], interleaved: bool = True) -> list[s
     return axes
 
 
-def text_rope_config(model_or_config: Any) -> Any:
-    """The text config (head_dim, rope_parameters) of a Qwen3-VL model or config (11)."""
-    cfg = getattr(model_or_config, "config", model_or_config)
-    return getattr(cfg, "text_config", cfg)
-
-
 def mrope_section_of(model_or_config: Any) -> list[int]:
     """``mrope_section`` from the model's config (``rope_parameters`` in transformers 5,
     ``rope_scaling`` in 4.x) (11)."""
-    cfg = text_rope_config(model_or_config)
+    cfg = getattr(model_or_config, "config", model_or_config)
+    cfg = getattr(cfg, "text_config", cfg)
     params = getattr(cfg, "rope_parameters", None) or getattr(cfg, "rope_scaling", None) or {}
     return list(params.get("mrope_section", [24, 20, 20]))
 
@@ -376,8 +371,9 @@ def sample_indices(total_frames: int, video_fps: float, sample_fps: float, min_f
     """The frame indices a Qwen3-VL video processor keeps when sampling at ``sample_fps`` (11):
     ``total/video_fps*sample_fps`` frames (clamped to [min_frames, max_frames] and the total),
     spread evenly from the first frame to the last."""
-    n = int(total_frames / video_fps * sample_fps)
-    n = min(max(n, min_frames), max_frames, total_frames)
+    from cookbook.memory import video_frames  # the one copy of the frame-count rule
+
+    n = video_frames(total_frames / video_fps, sample_fps, video_fps, min_frames, max_frames)
     return [int(v) for v in np.linspace(0, total_frames - 1, n).round().astype(int)]
 
 
@@ -430,7 +426,7 @@ def token_breakdown(width: int, height: int, min_pixels: int = 64 * FACTOR**2,
 
 def token_budget(max_tokens: int, min_tokens: int = 4) -> dict[str, int]:
     """The image processor ``size`` dict for a budget in tokens (11): ``{"longest_edge": ...,
-    "shortest_edge": ...}`` in pixels (1 token = 32x32), the setting that is not ignored."""
+    "shortest_edge": ...}`` in pixels (1 token = 32x32), honoured by every transformers release."""
     return {"longest_edge": max_tokens * FACTOR**2, "shortest_edge": min_tokens * FACTOR**2}
 
 

@@ -31,14 +31,17 @@ class Timing:
 
     @property
     def ok(self) -> bool:
+        """True when the request succeeded."""
         return not self.error
 
     @property
     def latency(self) -> float:
+        """Seconds from sending the request to its last piece."""
         return self.end - self.start
 
     @property
     def ttft(self) -> float | None:
+        """Seconds to the first piece of text, or None if none came."""
         return None if self.first_token is None else self.first_token - self.start
 
 
@@ -77,6 +80,7 @@ class Row:
     tokens_from: str
 
     def as_dict(self) -> dict[str, Any]:
+        """The row as a plain dict (for pandas or JSON)."""
         return asdict(self)
 
 

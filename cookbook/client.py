@@ -13,7 +13,6 @@ name differs from what the server serves; lists the names it does serve), ``Requ
 from __future__ import annotations
 
 import base64
-import io
 import mimetypes
 import os
 import re
@@ -24,6 +23,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
+
+from cookbook.chat import THINK_CLOSE, split_thinking
 
 ENV_BASE_URL = "COOKBOOK_BASE_URL"
 ENV_API_KEY = "COOKBOOK_API_KEY"
@@ -111,10 +112,10 @@ def _is_file(path: Path) -> bool:
 def media_url(src: Any, kind: str = "image") -> str:
     """An ``http(s)://`` or ``data:`` URL for an image or video given as URL, data URL, file path,
     raw base64 text, bytes, or a PIL image (images only). Local files are inlined as base64."""
-    if hasattr(src, "save") and kind == "image":  # PIL.Image
-        buf = io.BytesIO()
-        src.save(buf, format="PNG")
-        return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
+    if hasattr(src, "save") and kind == "image":  # PIL.Image: encoded as PNG
+        from cookbook.messages import to_data_url
+
+        return to_data_url(src)
     if isinstance(src, (bytes, bytearray)):
         return f"data:{_sniff(bytes(src), kind)};base64," + base64.b64encode(bytes(src)).decode()
     if isinstance(src, os.PathLike):
@@ -196,9 +197,10 @@ class Answer:
 
 
 def _split_reasoning(text: str, reasoning: str | None) -> tuple[str, str | None]:
-    if reasoning is None and "</think>" in text:
-        before, _, after = text.partition("</think>")
-        return after.strip(), before.replace("<think>", "").strip()
+    """(answer, reasoning): a server without a reasoning parser leaves ``</think>`` in the text."""
+    if reasoning is None and THINK_CLOSE in text:
+        thought, answer = split_thinking(text)
+        return answer, thought
     return text, reasoning
 
 
@@ -224,6 +226,7 @@ class Stream:
 
     @property
     def answer(self) -> Answer:
+        """The complete Answer (reads the rest of the stream first if needed)."""
         if "answer" not in self._holder:
             for _ in self._pieces:  # drain
                 pass

@@ -50,15 +50,20 @@ def quantize(weight: Any, block: tuple[int, int] = BLOCK) -> tuple[Any, Any]:
     return q, scale_inv
 
 
+def _per_element(scale_inv: Any, shape: tuple[int, ...], block: tuple[int, int]) -> Any:
+    """Each block's scale repeated over its elements (float32, cut to ``shape``'s last two dims)."""
+    import torch
+
+    rows, cols = shape[-2:]
+    scale = scale_inv.to(torch.float32).repeat_interleave(block[0], dim=-2)[..., :rows, :]
+    return scale.repeat_interleave(block[1], dim=-1)[..., :cols]
+
+
 def dequantize(q: Any, scale_inv: Any, block: tuple[int, int] = BLOCK, dtype: Any = None) -> Any:
     """Back to a real dtype (float32 by default): each block times its ``scale_inv``."""
     import torch
 
-    rows, cols = q.shape[-2:]
-    scale = scale_inv.to(torch.float32)
-    scale = scale.repeat_interleave(block[0], dim=-2)[..., :rows, :]
-    scale = scale.repeat_interleave(block[1], dim=-1)[..., :cols]
-    return (q.to(torch.float32) * scale).to(dtype or torch.float32)
+    return (q.to(torch.float32) * _per_element(scale_inv, q.shape, block)).to(dtype or torch.float32)
 
 
 def roundtrip(weight: Any, block: tuple[int, int] = BLOCK) -> Any:
@@ -72,10 +77,8 @@ def error_bound(weight: Any, block: tuple[int, int] = BLOCK) -> Any:
     import torch
 
     _, s = quantize(weight, block)
-    rows, cols = weight.shape[-2:]
-    scale = s.repeat_interleave(block[0], dim=-2)[..., :rows, :].repeat_interleave(block[1], dim=-1)[..., :cols]
     w = weight.detach().to(torch.float32).abs()
-    return torch.maximum(REL_ERROR_NORMAL * w, ABS_ERROR_SUBNORMAL * scale)
+    return torch.maximum(REL_ERROR_NORMAL * w, ABS_ERROR_SUBNORMAL * _per_element(s, weight.shape, block))
 
 
 @dataclass(frozen=True)
@@ -91,18 +94,25 @@ class WeightError:
     sq_norm: float = field(repr=False, default=0.0)
 
 
-def weight_error(weight: Any, block: tuple[int, int] = BLOCK, name: str = "") -> WeightError:
-    """Relative Frobenius error and max absolute error of the round trip of one tensor."""
+def _error(name: str, weight: Any, approx: Any) -> WeightError:
     import torch
 
     w = weight.detach().to(torch.float32)
-    d = roundtrip(w, block) - w
+    d = approx.to(torch.float32) - w
     sq_err, sq_norm = float((d * d).sum()), float((w * w).sum())
     return WeightError(
         name=name, shape=tuple(w.shape), numel=w.numel(),
         rel_fro=math.sqrt(sq_err / sq_norm) if sq_norm else 0.0,
         max_abs=float(d.abs().max()) if d.numel() else 0.0, sq_err=sq_err, sq_norm=sq_norm,
     )
+
+
+def weight_error(weight: Any, block: tuple[int, int] = BLOCK, name: str = "") -> WeightError:
+    """Relative Frobenius error and max absolute error of the round trip of one tensor."""
+    import torch
+
+    w = weight.detach().to(torch.float32)
+    return _error(name, w, roundtrip(w, block))
 
 
 def skipped(name: str) -> bool:
@@ -164,15 +174,8 @@ def fake_quantize(model: Any, block: tuple[int, int] = BLOCK, inplace: bool = Fa
     errors = []
     with torch.no_grad():
         for name, p in list(targets(out)):
-            w = p.data
-            deq = roundtrip(w, block)
-            d = deq.to(torch.float32) - w.to(torch.float32)
-            sq_err, sq_norm = float((d * d).sum()), float((w.to(torch.float32) ** 2).sum())
-            errors.append(WeightError(
-                name=name, shape=tuple(w.shape), numel=w.numel(),
-                rel_fro=math.sqrt(sq_err / sq_norm) if sq_norm else 0.0,
-                max_abs=float(d.abs().max()), sq_err=sq_err, sq_norm=sq_norm,
-            ))
+            deq = roundtrip(p.data, block)
+            errors.append(_error(name, p.data, deq))
             p.data.copy_(deq)
     total = sum(p.numel() for p in out.parameters())
     sq_err, sq_norm = sum(e.sq_err for e in errors), sum(e.sq_norm for e in errors)

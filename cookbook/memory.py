@@ -450,10 +450,6 @@ class Estimate:
         """Bytes: weights + KV cache + overhead."""
         return self.weights + self.kv_cache + self.overhead
 
-    def gib(self, part: str = "total") -> float:
-        """One part (``weights``, ``kv_cache``, ``overhead``, ``total``) in GiB."""
-        return getattr(self, part) / GIB
-
     def __str__(self) -> str:
         return (
             f"{self.model} in {self.dtype}: {self.params / 1e9:.2f}B parameters"

@@ -144,7 +144,8 @@ def plot_distributions(
         values = row.probs[order]
         ax.bar(range(len(order)), values, color="tab:blue")
         removed = [k for k, v in enumerate(values) if v == 0]
-        ax.plot(removed, [0] * len(removed), "x", color="tab:red", ms=6, clip_on=False)
+        if removed:  # an empty unclipped line would sit at the figure's corner and upset the layout
+            ax.plot(removed, [0] * len(removed), "x", color="tab:red", ms=6, clip_on=False)
         ax.set_ylabel("p")
         ax.set_ylim(0, max(1e-9, float(row.probs.max())) * 1.15)
         ax.set_title(

@@ -32,7 +32,7 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -99,16 +99,18 @@ def _resize_video(video: Any, part: dict, factor: int) -> Any:
     from torchvision.transforms import InterpolationMode
     from torchvision.transforms import functional as F
 
+    from cookbook.memory import smart_resize
+
     frames, _, height, width = video.shape
     min_pixels = part.get("min_pixels", vp.VIDEO_MIN_TOKEN_NUM * factor * factor)
     total_pixels = part.get("total_pixels", vp.MODEL_SEQ_LEN * factor * factor * 0.9)
     max_pixels = max(min(vp.VIDEO_MAX_TOKEN_NUM * factor * factor, total_pixels / frames * vp.FRAME_FACTOR),
                      int(min_pixels * 1.05))
     max_pixels = min(part.get("max_pixels", max_pixels), max_pixels)
-    if "resized_height" in part and "resized_width" in part:
-        h, w = vp.smart_resize(part["resized_height"], part["resized_width"], factor=factor)
-    else:
-        h, w = vp.smart_resize(height, width, factor=factor, min_pixels=min_pixels, max_pixels=max_pixels)
+    if "resized_height" in part and "resized_width" in part:  # qwen-vl-utils' image bounds: 4 to 16384 tokens
+        height, width = part["resized_height"], part["resized_width"]
+        min_pixels, max_pixels = vp.IMAGE_MIN_TOKEN_NUM * factor**2, vp.IMAGE_MAX_TOKEN_NUM * factor**2
+    h, w = smart_resize(height, width, factor, min_pixels=min_pixels, max_pixels=max_pixels)
     return F.resize(video, [h, w], interpolation=InterpolationMode.BICUBIC, antialias=True).float()
 
 
@@ -124,10 +126,10 @@ def _frame_list_video(part: dict, factor: int) -> tuple[Any, dict]:
     from PIL import Image
     from qwen_vl_utils import vision_process as vp
 
-    frames = []
-    for src in part["video"]:
-        img = src if isinstance(src, Image.Image) else Image.open(str(src).removeprefix("file://"))
-        frames.append(vp.to_rgb(img))
+    from cookbook.messages import load_image
+
+    # PIL frames through qwen-vl-utils' to_rgb (alpha over white); paths, URLs, arrays via load_image
+    frames = [vp.to_rgb(src) if isinstance(src, Image.Image) else load_image(src) for src in part["video"]]
     if len(frames) % vp.FRAME_FACTOR:  # temporal patch 2: pad with the last frame, as upstream does
         frames.append(frames[-1])
     video = torch.stack([torch.from_numpy(np.asarray(f).copy()).permute(2, 0, 1) for f in frames])
@@ -239,6 +241,7 @@ class Flag:
     why: str
 
     def argv(self) -> list[str]:
+        """The flag as command-line words: ``[name]`` or ``[name, value]``."""
         return [self.name] if self.value is None else [self.name, self.value]
 
 
@@ -296,6 +299,9 @@ class VllmPlan:
             kw["mm_encoder_tp_mode"] = "data"
             if self.moe:
                 kw["enable_expert_parallel"] = True
+        overrides = next((f.value for f in self.flags if f.name == "--hf-overrides"), None)
+        if overrides:
+            kw["hf_overrides"] = json.loads(overrides)
         return kw
 
     def explain(self) -> str:
@@ -314,12 +320,6 @@ class VllmPlan:
         printer.text(str(self))
 
 
-def _kv_bytes_per_token_per_gpu(shape: Any, tp: int) -> int:
-    # K and V, every layer, the KV heads this GPU holds (vLLM replicates KV heads when tp > kv_heads),
-    # 16-bit cache.
-    return 2 * shape.layers * max(1, shape.kv_heads // tp) * shape.head_dim * 2
-
-
 def vllm_plan(
     hw: Hardware,
     model: str,
@@ -331,13 +331,10 @@ def vllm_plan(
     min_sequences: int = 2,
     served_name: str | None = None,
 ) -> VllmPlan:
-    """Derive ``vllm serve`` flags for ``model`` on ``hw`` (04_vllm_serving).
+    """Derive ``vllm serve`` flags for ``model`` on ``hw``, each with its reason (04_vllm_serving).
 
-    Tensor parallel size: a divisor of the GPU count (and of the attention heads) whose share of
-    the weights leaves room for ``min_sequences`` sequences of at least 8192 tokens. Dense models
-    take the smallest such split and use the other GPUs as data-parallel replicas; MoE models
-    spread over every GPU with expert parallelism, as the Qwen3-VL README does. Raises
-    ``NoGPUError`` without CUDA and ``DoesNotFitError`` when no split fits.
+    Tensor parallel: the smallest split (MoE: the widest, with expert parallelism) that leaves room for
+    ``min_sequences`` sequences of 8192+ tokens. Raises ``NoGPUError`` or ``DoesNotFitError``.
     """
     if not hw.cuda:
         raise NoGPUError(
@@ -376,7 +373,8 @@ def vllm_plan(
     for tp in splits:
         extra_vision = vision_gb * (1 - 1 / tp) if tp > 1 else 0.0  # --mm-encoder-tp-mode data copies it
         free = per_gpu * gpu_memory_utilization - weights_gb / tp - extra_vision - overhead_gb
-        per_tok = _kv_bytes_per_token_per_gpu(arch, tp)
+        # the KV heads one GPU holds (vLLM replicates them when tp > kv_heads), 16-bit cache
+        per_tok = memory.kv_cache_bytes(replace(arch, kv_heads=max(1, arch.kv_heads // tp)), tokens=1)
         tokens = int(free * 1e9 / per_tok) if free > 0 else 0
         if tokens >= need:
             fits.append((tp, tokens, weights_gb / tp))
@@ -442,7 +440,7 @@ def vllm_plan(
                           "the Thinking chat template opens <think> in the prompt, so the output has "
                           "only </think>; this parser splits reasoning from the answer without the "
                           "opening tag (vLLM's qwen3 parser does too only in releases after PR #34779)."))
-    if hw.fp8 and not fp8 and length < 32768 and not parse_model_id(model)[2]:
+    if hw.fp8 and not fp8 and length < 32768:
         notes.append(f"these GPUs have FP8: {served}-FP8 halves the weights and leaves a longer context.")
     if fp8:
         notes.append(f"{served} runs its FP8 weights natively: every GPU has compute capability >= 8.9. "
@@ -455,16 +453,22 @@ def vllm_plan(
         if length > factor * NATIVE_CONTEXT:
             warnings.append(f"max_model_len={length} needs a YaRN factor above 3; the Qwen3-VL README "
                             "advises 2-3 (about 1M tokens at most).")
-        rope = {"rope_type": "yarn", "factor": factor, "original_max_position_embeddings": NATIVE_CONTEXT,
-                "mrope_section": [24, 20, 20], "mrope_interleaved": True}
-        flags.append(Flag("--rope-scaling", json.dumps(rope),
-                          "YaRN beyond 256K; the Qwen3-VL README says factor 2-3, not 4."))
+        flags.append(Flag("--hf-overrides", json.dumps(yarn_overrides(factor)),
+                          "YaRN beyond 256K (the Qwen3-VL README: factor 2-3, not 4); vLLM also needs "
+                          "VLLM_ALLOW_LONG_MAX_MODEL_LEN=1 in the environment."))
     return VllmPlan(
         model=served, requested=model, tensor_parallel_size=tp, data_parallel_size=dp,
         gpu_memory_utilization=gpu_memory_utilization, max_model_len=length, limit_mm_per_prompt=limit,
         flags=tuple(flags), warnings=tuple(warnings), notes=tuple(notes), kv_cache_tokens=kv_tokens,
         weights_gb_per_gpu=w_per_gpu, moe=arch.moe, thinking=variant == "Thinking",
     )
+
+
+def yarn_overrides(factor: float) -> dict[str, Any]:
+    """The config override that stretches Qwen3-VL's 256K context with YaRN (``--hf-overrides``)."""
+    return {"text_config": {"rope_parameters": {
+        "rope_type": "yarn", "factor": factor, "original_max_position_embeddings": NATIVE_CONTEXT,
+        "rope_theta": 5_000_000, "mrope_section": [24, 20, 20], "mrope_interleaved": True}}}
 
 
 def choose_backend(hw: Hardware, model: str | None = None) -> tuple[str, str]:
@@ -485,6 +489,25 @@ def transformers_command(model: str, host: str = "127.0.0.1", port: int = 8000,
     exe = Path(sys.executable).with_name("transformers")
     head = [str(exe)] if exe.exists() else ["transformers"]
     return [*head, "serve", "--host", host, "--port", str(port), *extra, str(model)]
+
+
+def _launch_spec(kind: str, model: str, host: str, port: int, plan: VllmPlan | None,
+                 extra: tuple[str, ...] = ()) -> tuple[list[str], dict[str, str], str]:
+    """argv, environment and the model name clients send, for ``start`` and ``make serve``."""
+    from cookbook.hardware import hf_cache_dir
+
+    env = dict(os.environ, HF_HUB_DISABLE_UPDATE_CHECK="1")
+    if Path(model).is_dir():
+        env["HF_HUB_OFFLINE"] = "1"  # a local folder: never ask the hub
+    if kind == "transformers":
+        # transformers serve scans the hub cache for /v1/models and fails with CacheNotFound when
+        # the folder does not exist yet (fresh machines, CI).
+        hf_cache_dir().mkdir(parents=True, exist_ok=True)
+        return transformers_command(model, host, port, extra), env, model
+    if any(f.name == "--hf-overrides" for f in plan.flags):
+        env["VLLM_ALLOW_LONG_MAX_MODEL_LEN"] = "1"  # YaRN: a context beyond the config's 256K
+    served = next((f.value for f in plan.flags if f.name == "--served-model-name" and f.value), plan.model)
+    return plan.command(host, port) + list(extra), env, served
 
 
 # ---------------------------------------------------------------------------------------------
@@ -553,6 +576,7 @@ class Server:
 
     @property
     def url(self) -> str:
+        """``http://127.0.0.1:PORT`` (IPv6 hosts in brackets)."""
         host = f"[{self.host}]" if ":" in self.host else self.host
         return f"http://{host}:{self.port}"
 
@@ -563,6 +587,7 @@ class Server:
 
     @property
     def running(self) -> bool:
+        """True while the server process has not exited."""
         return self.process.poll() is None
 
     def env(self) -> dict[str, str]:
@@ -672,34 +697,20 @@ def start(
     running are stopped when Python exits, and on Linux when the starting thread dies (call this
     from the main thread, as notebooks and scripts do).
     """
-    from cookbook.hardware import hf_cache_dir
+    from cookbook.hardware import hardware
 
     _check_loopback(host)
+    model = str(model)
     if kind == "auto":
-        from cookbook.hardware import hardware
-
-        kind, _ = choose_backend(hw or hardware(), str(model))
+        kind, _ = choose_backend(hw or hardware(), model)
     if kind not in ("transformers", "vllm"):
         raise ValueError(f"kind={kind!r}: use 'transformers', 'vllm' or 'auto'.")
     port = port or free_port(host)
-    model = str(model)
-    env = dict(os.environ)
-    env["HF_HUB_DISABLE_UPDATE_CHECK"] = "1"
+    if kind == "vllm" and plan is None:
+        plan = vllm_plan(hw or hardware(), model)
+    argv, env, served = _launch_spec(kind, model, host, port, plan, extra)
     if threads:
         env.update(OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
-    if kind == "transformers":
-        # transformers serve scans the hub cache for /v1/models and fails with CacheNotFound when
-        # the folder does not exist yet (fresh machines, CI).
-        hf_cache_dir().mkdir(parents=True, exist_ok=True)
-        if Path(model).is_dir():
-            env["HF_HUB_OFFLINE"] = "1"
-        argv = transformers_command(model, host, port, extra)
-    else:
-        if plan is None:
-            from cookbook.hardware import hardware
-
-            plan = vllm_plan(hw or hardware(), model)
-        argv = plan.command(host, port) + list(extra)
     logs = Path(log_dir) if log_dir else Path(tempfile.gettempdir()) / "cookbook-servers"
     logs.mkdir(parents=True, exist_ok=True)
     log_path = logs / f"{kind}-{port}.log"
@@ -711,10 +722,6 @@ def start(
         env=env, start_new_session=True,  # its own process group: stop() kills workers too
         preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None,
     )
-    served = plan.model if (kind == "vllm" and plan is not None) else model
-    for f in (plan.flags if (kind == "vllm" and plan is not None) else ()):
-        if f.name == "--served-model-name":
-            served = f.value or served
     server = Server(kind=kind, model=served, host=host, port=port, process=process,
                     log_path=log_path, argv=argv, _log_file=log_file)
     _LIVE[id(server)] = server
@@ -753,7 +760,7 @@ def main(argv: list[str] | None = None) -> int:
     """``python -m cookbook.serving``: vLLM when installed with a CUDA GPU, else transformers serve."""
     import argparse
 
-    from cookbook.hardware import hardware, hf_cache_dir
+    from cookbook.hardware import hardware
 
     p = argparse.ArgumentParser(prog="python -m cookbook.serving", description=main.__doc__)
     p.add_argument("--model", default=None, help="hub id or folder (default: COOKBOOK_MODEL's pick)")
@@ -767,15 +774,10 @@ def main(argv: list[str] | None = None) -> int:
     hw = hardware()
     model = resolve_model(args.model)
     backend, reason = choose_backend(hw, model) if args.backend == "auto" else (args.backend, "chosen with --backend")
-    if backend == "vllm":
-        plan = vllm_plan(hw, model, served_name=args.served_model_name)
-        cmd = plan.command(args.host, args.port)
+    plan = vllm_plan(hw, model, served_name=args.served_model_name) if backend == "vllm" else None
+    if plan is not None:
         print(plan.explain())
-        served = args.served_model_name or plan.model
-    else:
-        hf_cache_dir().mkdir(parents=True, exist_ok=True)
-        cmd = transformers_command(model, args.host, args.port)
-        served = model
+    cmd, env, served = _launch_spec(backend, model, args.host, args.port, plan)
     host = f"[{args.host}]" if ":" in args.host else args.host
     print(f"backend: {backend} ({reason})")
     print("$ " + " ".join(shlex.quote(a) for a in cmd))
@@ -785,9 +787,6 @@ def main(argv: list[str] | None = None) -> int:
           "  export COOKBOOK_API_KEY=EMPTY", flush=True)
     if args.dry_run:
         return 0
-    env = dict(os.environ, HF_HUB_DISABLE_UPDATE_CHECK="1")
-    if Path(model).is_dir():
-        env["HF_HUB_OFFLINE"] = "1"
     os.execvpe(cmd[0], cmd, env)
     return 0  # not reached
 

@@ -1,4 +1,5 @@
-"""Real video files for the notebooks, written and read with PyAV (11, and any video notebook).
+"""Real video files, written and read with PyAV (04, 11). ``load`` is how ``cb.inputs`` and
+``cb.serving.vllm_inputs`` decode video files, so neither torchcodec nor decord is needed.
 
 ``write_demo_video`` encodes a short clip whose content says where you are in it: a coloured square
 moves left to right at a constant speed and every frame prints its number and time. That makes
@@ -113,20 +114,23 @@ def read_frames(path: str | Path, indices: Any = None) -> np.ndarray:
     """Decode frames (all, or those at ``indices``) as an array (T, H, W, 3) uint8 RGB (11)."""
     import av
 
-    wanted = None if indices is None else sorted({int(i) for i in indices})
-    frames = []
     with av.open(str(path)) as container:
-        for i, frame in enumerate(container.decode(video=0)):
-            if wanted is None or i in wanted:
-                frames.append(frame.to_ndarray(format="rgb24"))
-            if wanted is not None and i >= wanted[-1]:
+        if indices is None:
+            return np.stack([frame.to_ndarray(format="rgb24") for frame in container.decode(video=0)])
+        wanted = {int(i) for i in indices}
+        last = max(wanted)
+        decoded: dict[int, np.ndarray] = {}
+        seen = 0
+        for frame in container.decode(video=0):
+            if seen in wanted:
+                decoded[seen] = frame.to_ndarray(format="rgb24")
+            seen += 1
+            if seen > last:
                 break
-    if wanted is not None and len(frames) != len(wanted):
-        raise IndexError(f"asked for frames {wanted[:5]}..., the file has only {i + 1}")
-    if wanted is not None and indices is not None:
-        order = [wanted.index(int(i)) for i in indices]
-        frames = [frames[j] for j in order]
-    return np.stack(frames)
+    missing = sorted(wanted - decoded.keys())
+    if missing:
+        raise IndexError(f"asked for frames {missing[:5]}, the file has only {seen}")
+    return np.stack([decoded[int(i)] for i in indices])
 
 
 def find_square(frame: np.ndarray) -> float | None:
@@ -139,13 +143,10 @@ def find_square(frame: np.ndarray) -> float | None:
 
 
 def load(path: str | Path, fps: float = 2.0, **options: Any) -> tuple[np.ndarray, dict[str, Any]]:
-    """Decode a video file with PyAV, sampled at ``fps`` as qwen-vl-utils does, with its metadata.
+    """Decode a video file or http(s) URL with PyAV, sampled at ``fps`` as qwen-vl-utils does (04, 11).
 
-    ``path`` may be an http(s) URL (downloaded first). ``options`` are qwen-vl-utils' video keys
-    (``max_frames``, ``min_frames``, ``nframes``, ``video_start``, ``video_end`` in seconds).
-    Returns frames (T, H, W, 3) uint8 and the ``video_metadata`` Qwen3-VL's processor needs for its
-    ``<t seconds>`` stamps. Needs no torchcodec or FFmpeg install (PyAV ships its own). Used by
-    ``cb.inputs`` and ``cb.serving``.
+    ``options``: qwen-vl-utils' video keys (``max_frames``, ``min_frames``, ``nframes``, ``video_start``,
+    ``video_end``). Returns frames (T, H, W, 3) uint8 and the ``video_metadata`` the timestamps need.
     """
     from qwen_vl_utils import vision_process as vp
 

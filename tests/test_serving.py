@@ -224,6 +224,15 @@ def test_shell_form_quotes_json_and_every_flag_is_explained():
     assert all(f.name in plan.explain() for f in plan.flags)
 
 
+def test_context_beyond_256k_uses_yarn_through_hf_overrides():
+    plan = sv.vllm_plan(cuda(*[H100] * 8), "Qwen/Qwen3-VL-8B-Instruct", max_model_len=524288, min_sequences=1)
+    rope = json.loads(flags(plan)["--hf-overrides"])["text_config"]["rope_parameters"]
+    assert rope["rope_type"] == "yarn" and rope["factor"] == 2.0
+    assert rope["original_max_position_embeddings"] == 262144 and rope["mrope_section"] == [24, 20, 20]
+    assert plan.llm_kwargs()["hf_overrides"]["text_config"]["rope_parameters"] == rope
+    assert not plan.warnings
+
+
 def test_transformers_command_preloads_the_model():
     argv = sv.transformers_command("/models/tiny", port=8011)
     assert argv[1:] == ["serve", "--host", "127.0.0.1", "--port", "8011", "/models/tiny"]
