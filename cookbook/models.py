@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -55,10 +56,16 @@ LINEUP: tuple[Checkpoint, ...] = _lineup()
 PREFERENCE = ("235B-A22B", "32B", "30B-A3B", "8B", "4B", "2B")  # strongest first
 
 
-def checkpoint(model_id: str) -> Checkpoint | None:
-    """The line-up entry for a hub id (case-insensitive), or None for anything else."""
-    key = model_id.lower().rstrip("/")
-    return next((c for c in LINEUP if c.id.lower() == key), None)
+_ID = re.compile(r"Qwen3-VL-(?P<size>\d+B(?:-A\d+B)?)-(?P<variant>Instruct|Thinking)(?P<fp8>-FP8)?", re.IGNORECASE)
+
+
+def checkpoint(model: str) -> Checkpoint | None:
+    """The line-up entry a hub id or a folder name refers to (case-insensitive), or None."""
+    m = _ID.search(str(model))
+    if not m:
+        return None
+    size, variant, fp8 = m.group("size").upper(), m.group("variant").capitalize(), bool(m.group("fp8"))
+    return next((c for c in LINEUP if (c.size.upper(), c.variant, c.fp8) == (size, variant, fp8)), None)
 
 
 @dataclass(frozen=True)

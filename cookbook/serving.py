@@ -36,6 +36,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from cookbook.models import Checkpoint, checkpoint
+
 if TYPE_CHECKING:
     from cookbook.client import Client
     from cookbook.hardware import Hardware
@@ -208,20 +210,15 @@ def vllm_inputs(messages: list[dict], processor: Any, image_patch_size: int | No
 
 NATIVE_CONTEXT = 262144  # config max_position_embeddings: 256K
 NICE_LENGTHS = (8192, 16384, 32768, 65536, 131072, 262144)
-_ID = re.compile(r"Qwen3-VL-(?P<size>\d+B(?:-A\d+B)?)-(?P<variant>Instruct|Thinking)(?P<fp8>-FP8)?", re.I)
-
-
-def parse_model_id(model: str) -> tuple[str, str, bool]:
-    """``(size, variant, fp8)`` of a Qwen3-VL checkpoint id or folder name, e.g. ("8B", "Instruct", False)."""
-    m = _ID.search(model)
-    if not m:
+def _checkpoint(model: str) -> Checkpoint:
+    """The line-up entry for ``model`` (hub id or folder name), or a ValueError naming the form."""
+    ck = checkpoint(model)
+    if ck is None:
         raise ValueError(
             f"{model!r} is not a Qwen3-VL checkpoint name (Qwen/Qwen3-VL-<size>-<Instruct|Thinking>[-FP8]). "
             "Pass one of the line-up, e.g. Qwen/Qwen3-VL-8B-Instruct."
         )
-    size = m.group("size").upper()
-    variant = "Thinking" if m.group("variant").lower() == "thinking" else "Instruct"
-    return size, variant, bool(m.group("fp8"))
+    return ck
 
 
 class NoGPUError(RuntimeError):
@@ -344,7 +341,8 @@ def vllm_plan(
         )
     from cookbook import memory
 
-    size, variant, fp8 = parse_model_id(model)
+    ck = _checkpoint(model)
+    size, variant, fp8 = ck.size, ck.variant, ck.fp8
     arch = memory.shape(size)  # layers, heads, KV heads, experts: from the checkpoints' config.json
     warnings: list[str] = []
     notes: list[str] = []
@@ -478,7 +476,7 @@ def choose_backend(hw: Hardware, model: str | None = None) -> tuple[str, str]:
         return "transformers", f"no CUDA GPU (device: {hw.device}); vLLM needs one"
     if not hw.vllm:
         return "transformers", "vLLM is not installed (pip install -e '.[gpu]')"
-    if model is not None and not _ID.search(str(model)):
+    if model is not None and checkpoint(str(model)) is None:
         return "transformers", f"{model} is not a Qwen3-VL line-up checkpoint (the tiny model, a local folder)"
     return "vllm", f"vLLM is installed and {len(hw.gpus)} CUDA GPU(s) are present"
 

@@ -127,3 +127,11 @@ def test_fetch_resolves_tiny_and_local_folders(tmp_path):
     tiny_folder = cb.models.fetch("tiny")
     assert (tiny_folder / "config.json").is_file()
     assert cb.models.fetch(str(tmp_path)) == tmp_path
+
+
+def test_checkpoint_from_folder_names():
+    snapshot = "/data/hub/models--Qwen--Qwen3-VL-30B-A3B-Thinking-FP8/snapshots/0123abc"
+    ck = checkpoint(snapshot)
+    assert (ck.size, ck.variant, ck.fp8) == ("30B-A3B", "Thinking", True)
+    assert checkpoint("./my-qwen3-vl-8b-instruct").id == "Qwen/Qwen3-VL-8B-Instruct"
+    assert checkpoint("Qwen/Qwen2.5-VL-7B-Instruct") is None
