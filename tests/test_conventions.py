@@ -1,0 +1,50 @@
+"""The shared module's own rules (CONVENTIONS.md): documented, annotated, cheap to import."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+MODULES = sorted((Path(__file__).parent.parent / "cookbook").glob("*.py"))
+HEAVY = {"torch", "torchvision", "transformers", "vllm", "qwen_vl_utils", "av", "matplotlib", "openai"}
+
+
+def _public(tree: ast.Module):
+    for node in tree.body:
+        if isinstance(node, (ast.FunctionDef, ast.ClassDef)) and not node.name.startswith("_"):
+            yield node
+            if isinstance(node, ast.ClassDef):
+                for member in node.body:
+                    is_property = any(getattr(d, "id", None) == "property" for d in getattr(member, "decorator_list", []))
+                    if isinstance(member, ast.FunctionDef) and not member.name.startswith("_") and not is_property:
+                        yield member
+
+
+@pytest.mark.parametrize("path", MODULES, ids=lambda p: p.name)
+def test_public_functions_are_documented_and_annotated(path):
+    problems = []
+    for node in _public(ast.parse(path.read_text())):
+        doc = ast.get_docstring(node)
+        if not doc:
+            problems.append(f"{node.name}: no docstring")
+        elif len(doc.strip().splitlines()) > 6:
+            problems.append(f"{node.name}: docstring longer than 6 lines")
+        if isinstance(node, ast.FunctionDef):
+            args = [a for a in node.args.args + node.args.kwonlyargs if a.arg not in ("self", "cls")]
+            missing = [a.arg for a in args if a.annotation is None]
+            if missing or node.returns is None:
+                problems.append(f"{node.name}: missing annotations {missing or ''}{' return' if node.returns is None else ''}")
+    assert not problems, f"{path.name}: {problems}"
+
+
+@pytest.mark.parametrize("path", MODULES, ids=lambda p: p.name)
+def test_no_heavy_import_at_module_top(path):
+    top = set()
+    for node in ast.parse(path.read_text()).body:
+        if isinstance(node, ast.Import):
+            top |= {alias.name.split(".")[0] for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            top.add(node.module.split(".")[0])
+    assert not top & HEAVY, f"{path.name} imports {sorted(top & HEAVY)} at module top: import inside the function"
