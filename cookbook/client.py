@@ -395,6 +395,11 @@ class Client:
             body["extra_body"] = extras
         return body
 
+    def _request(self, prompt: str | list[dict], images: Iterable[Any], videos: Iterable[Any],
+                 system: str | None, knobs: tuple) -> tuple[str, list[dict], dict[str, Any]]:
+        """(served model name, OpenAI messages, request body) shared by ``chat`` and ``stream``."""
+        return self.resolve_model(), self.build_messages(prompt, images, videos, system), self._body(*knobs)
+
     def chat(
         self,
         prompt: str | list[dict],
@@ -411,9 +416,8 @@ class Client:
     ) -> Answer:
         """One request, one Answer. ``prompt`` is a string (with ``images``/``videos`` by path, URL,
         base64 or PIL) or a list of chat messages (OpenAI or cookbook form)."""
-        model = self.resolve_model()
-        msgs = self.build_messages(prompt, images, videos, system)
-        body = self._body(max_tokens, temperature, top_p, preset, extra_body, kw)
+        model, msgs, body = self._request(prompt, images, videos, system,
+                                          (max_tokens, temperature, top_p, preset, extra_body, kw))
         t0 = time.perf_counter()
         try:
             r = self._openai.chat.completions.create(model=model, messages=msgs, **body)
@@ -445,9 +449,8 @@ class Client:
     ) -> Stream:
         """Like ``chat`` but streamed: ``for piece in client.stream(...): print(piece, end="")``;
         the Stream's ``.answer`` has token counts and time to first token."""
-        model = self.resolve_model()
-        msgs = self.build_messages(prompt, images, videos, system)
-        body = self._body(max_tokens, temperature, top_p, preset, extra_body, kw)
+        model, msgs, body = self._request(prompt, images, videos, system,
+                                          (max_tokens, temperature, top_p, preset, extra_body, kw))
         # vLLM reports usage in a stream only when asked; transformers serve always sends it.
         if self.server != "transformers":
             body.setdefault("stream_options", {"include_usage": True})
