@@ -12,7 +12,7 @@ PORT   ?= 8000
 LAB_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help setup lab test unit notebooks smoke serve lint strip clean
+.PHONY: help setup browser lab test unit notebooks smoke serve gpu-check lint strip clean
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  make %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -22,9 +22,20 @@ $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install --quiet --upgrade pip
 	$(PIP) install --quiet -e '.[dev]'
+	@$(MAKE) --no-print-directory browser
 	@touch $@
 
 setup: $(STAMP) ## create .venv and install the cookbook with its dependencies (quick when nothing changed)
+
+# 05 and 06 drive Chromium: Playwright's own build where it can be downloaded, else the system's
+# package (Debian's `chromium`, installed here when run as root), else a message saying what to do.
+browser: ## make sure a Chromium is there for Playwright (05, 06)
+	@$(PY) -m cookbook.browser 2>/dev/null \
+	|| $(VENV)/bin/playwright install chromium \
+	|| { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null \
+	     && { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-noto-cjk >/dev/null; }; } \
+	|| true
+	@$(PY) -m cookbook.browser
 
 lab: $(STAMP) ## open JupyterLab on notebooks/ (LAB_ARGS="--no-browser --port 8888" to pass options)
 	$(VENV)/bin/jupyter lab notebooks/ $(if $(filter 0,$(shell id -u)),--allow-root) $(LAB_ARGS)
@@ -46,6 +57,9 @@ smoke: $(STAMP) ## run every notebook in smoke mode and keep executed copies und
 
 serve: $(STAMP) ## serve this run's model on 127.0.0.1 (PORT=8000) (vLLM on a GPU, else transformers serve)
 	$(PY) -m cookbook.serving --port $(PORT)
+
+gpu-check: $(STAMP) ## on a CUDA GPU: load, chat, memory and FP8 checks with the tiny model (says why and exits 0 without one)
+	$(PY) scripts/gpu_check.py
 
 lint: $(STAMP) ## ruff over the module, tests and notebooks; notebooks must be stored without outputs
 	$(VENV)/bin/ruff check cookbook tests notebooks
