@@ -12,7 +12,8 @@ from typing import Any
 from cookbook.assets import asset
 from cookbook.chat import Reply, chat, inputs, stream
 from cookbook.hardware import GPU, Hardware, doctor, hardware
-from cookbook.models import load, recommend_model
+from cookbook.lineup import recommend_model
+from cookbook.models import load
 from cookbook.presets import PRESETS
 from cookbook.settings import budget, settings
 
