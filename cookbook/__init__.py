@@ -14,7 +14,7 @@ from cookbook.chat import Reply, chat, inputs, stream
 from cookbook.hardware import GPU, Hardware, doctor, hardware
 from cookbook.lineup import recommend_model
 from cookbook.models import load
-from cookbook.presets import PRESETS
+from cookbook.generation import PRESETS
 from cookbook.settings import budget, settings
 
 __all__ = [
