@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from cookbook.messages import InputError, check
-from cookbook.presets import Preset, default_preset, generation_kwargs
-from cookbook.presets import preset as get_preset
+from cookbook.generation import Preset, default_preset, generation_kwargs
+from cookbook.generation import preset as get_preset
 
 THINK_OPEN, THINK_CLOSE = "<think>", "</think>"
 

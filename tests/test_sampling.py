@@ -9,7 +9,7 @@ import pytest
 import torch
 from transformers import TemperatureLogitsWarper, TopKLogitsWarper, TopPLogitsWarper
 
-from cookbook import presets, sampling
+from cookbook import generation, sampling
 
 
 def hf_probs(logits: torch.Tensor, temperature=1.0, top_k=0, top_p=1.0) -> np.ndarray:
@@ -160,7 +160,7 @@ def test_finish_reason():
 
 def test_presence_penalty_moves_distribution_as_expected():
     # Vocabulary of 3; token 2 was generated twice, token 0 is only in the prompt.
-    proc = presets.PresencePenaltyLogitsProcessor(1.5, prompt_length=2)
+    proc = generation.PresencePenaltyLogitsProcessor(1.5, prompt_length=2)
     ids = torch.tensor([[0, 1, 2, 2]])
     scores = torch.zeros((1, 3))
     out = proc(ids, scores)
@@ -180,7 +180,7 @@ def test_panel_preset_fills_sliders_and_run_calls_generate():
         calls.append(kw)
         return "answer"
 
-    panel = sampling.build_panel(fake_generate, presets.PRESETS, preset="instruct-vision",
+    panel = sampling.build_panel(fake_generate, generation.PRESETS, preset="instruct-vision",
                                  max_new_tokens_cap=64)
     v = panel.values()
     assert (v["temperature"], v["top_p"], v["top_k"], v["presence_penalty"]) == (0.7, 0.8, 20, 1.5)

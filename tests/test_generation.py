@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from cookbook.presets import PRESETS, PresencePenaltyLogitsProcessor, generation_kwargs, preset
+from cookbook.generation import PRESETS, PresencePenaltyLogitsProcessor, generation_kwargs, preset
 
 
 def test_model_card_values():
@@ -52,7 +52,7 @@ def test_generation_kwargs():
 
 
 def test_with_overrides_copies_a_preset():
-    from cookbook.presets import with_overrides
+    from cookbook.generation import with_overrides
 
     readme_thinking = with_overrides("thinking-vision", temperature=0.6)
     assert readme_thinking.temperature == 0.6 and readme_thinking.top_p == 0.95
