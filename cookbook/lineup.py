@@ -1,20 +1,28 @@
-"""The Qwen3-VL line-up and which checkpoint fits a machine (00_setup, 03_fp8_and_memory, 04_vllm_serving)."""
+"""The Qwen3-VL line-up, the one sizing rule, and which checkpoint fits a machine (00_setup, 04_vllm_serving).
+
+Units: GiB (2**30 bytes) everywhere. ``GPU.memory_gb`` is what the driver reports, in GB (1e9 bytes);
+a card sold as "24 GB" has 24 GiB of memory, of which the driver reports a little less.
+"""
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
-from cookbook.hardware import Hardware, hardware
+from cookbook.hardware import GPU, Hardware, hardware
+from cookbook.memory import CHECKPOINTS, GIB, OVERHEAD_FRACTION, OVERHEAD_GIB, kv_cache_bytes, parameters, shape, weight_bytes
+from cookbook.show import Pretty
 
 # The seed article's "minimum memory" column (GB); 2B and 32B are not in it.
 SEED_MIN_MEMORY_GB = {"4B": 8, "8B": 16, "30B-A3B": 48, "235B-A22B": 160}
-HEADROOM = 1.2  # weights + ~20% for activations, KV cache of a few images and CUDA context
+PREFERENCE = ("235B-A22B", "32B", "30B-A3B", "8B", "4B", "2B")  # strongest first
+MIN_KV_TOKENS = 2 * 8192  # a machine "runs" a checkpoint when two 8K-token requests fit beside the weights
+UTILIZATION = 0.9  # share of each GPU the server may take (vLLM's --gpu-memory-utilization default)
 
 
 @dataclass(frozen=True)
 class Checkpoint:
-    """One published checkpoint: id, size, parameters (total and active for MoE), variant, FP8."""
+    """One published checkpoint: id, size, parameters (total and active for MoE), variant, FP8, weights in GiB."""
 
     id: str
     size: str
@@ -22,7 +30,7 @@ class Checkpoint:
     active_params_b: float | None
     variant: str  # "Instruct" or "Thinking"
     fp8: bool
-    disk_gb: float  # weights in GB (1e9 bytes): bf16, or FP8 linears + bf16 rest with block scales
+    weights_gib: float  # bf16, or FP8 linears + bf16 rest with block scales (cookbook.memory.weight_bytes)
 
     @property
     def moe(self) -> bool:
@@ -30,31 +38,38 @@ class Checkpoint:
         return self.active_params_b is not None
 
     @property
+    def min_memory_gib(self) -> float:
+        """One GPU's need by the sizing rule (``fit``): weights, overhead and two 8K-token KV caches, / utilization."""
+        s = shape(self.size)
+        kv = kv_cache_bytes(s, MIN_KV_TOKENS) / GIB
+        return round((self.weights_gib * (1 + OVERHEAD_FRACTION) + OVERHEAD_GIB + kv) / UTILIZATION, 1)
+
+    @property
     def min_memory_gb(self) -> float:
-        """Weights plus ~20% headroom; 03_fp8_and_memory estimates it properly for a context length."""
-        return round(self.disk_gb * HEADROOM, 1)
+        """``min_memory_gib`` in GB (1e9 bytes), to compare with ``GPU.memory_gb`` (the doctor in 00)."""
+        return round(self.min_memory_gib * GIB / 1e9, 1)
+
+    @property
+    def disk_gb(self) -> float:
+        """The download size in GB (1e9 bytes), as the hub shows it."""
+        return round(self.weights_gib * GIB / 1e9, 1)
 
 
 def _lineup() -> tuple[Checkpoint, ...]:
     """Every published checkpoint, its sizes computed from its config's shape (cookbook.memory)."""
-    from cookbook.memory import CHECKPOINTS, parameters, weight_bytes
-
     out = []
-    for size, shape in CHECKPOINTS.items():
-        params = parameters(shape)
-        active = round(params.active / 1e9, 2) if shape.experts else None
+    for size, s in CHECKPOINTS.items():
+        params = parameters(s)
+        active = round(params.active / 1e9, 2) if s.experts else None
         for variant in ("Instruct", "Thinking"):
             for fp8 in (False, True):
                 cid = f"Qwen/Qwen3-VL-{size}-{variant}" + ("-FP8" if fp8 else "")
-                disk = weight_bytes(shape, "fp8" if fp8 else "bf16") / 1e9
-                out.append(Checkpoint(cid, size, round(params.total / 1e9, 2), active, variant, fp8, round(disk, 1)))
+                gib = weight_bytes(s, "fp8" if fp8 else "bf16") / GIB
+                out.append(Checkpoint(cid, size, round(params.total / 1e9, 2), active, variant, fp8, round(gib, 2)))
     return tuple(out)
 
 
 LINEUP: tuple[Checkpoint, ...] = _lineup()
-PREFERENCE = ("235B-A22B", "32B", "30B-A3B", "8B", "4B", "2B")  # strongest first
-
-
 _ID = re.compile(r"Qwen3-VL-(?P<size>\d+B(?:-A\d+B)?)-(?P<variant>Instruct|Thinking)(?P<fp8>-FP8)?", re.IGNORECASE)
 
 
@@ -67,8 +82,54 @@ def checkpoint(model: str) -> Checkpoint | None:
     return next((c for c in LINEUP if (c.size.upper(), c.variant, c.fp8) == (size, variant, fp8)), None)
 
 
+def machine(name: str, advertised_gb: float, capability: tuple[int, int], count: int = 1) -> Hardware:
+    """A CUDA machine described by hand: ``count`` cards sold as ``advertised_gb`` GB (= GiB) (00, 04)."""
+    return Hardware("cuda", (GPU(name, advertised_gb * GIB / 1e9, capability),) * count)
+
+
+def gpu_gib(hw: Hardware) -> float:
+    """Memory of the smallest GPU of ``hw`` in GiB (what a tensor-parallel split is sized by)."""
+    return min(g.memory_gb for g in hw.gpus) * 1e9 / GIB
+
+
 @dataclass(frozen=True)
-class Recommendation:
+class Fit(Pretty):
+    """How a checkpoint fits a machine: the split, and the KV cache left per replica."""
+
+    tensor_parallel: int
+    replicas: int
+    weights_gib: float  # per GPU
+    overhead_gib: float  # per GPU
+    kv_tokens: int  # per replica
+
+    def __str__(self) -> str:
+        return (f"{self.tensor_parallel} GPU(s) per replica x {self.replicas} replica(s): {self.weights_gib:.1f} GiB "
+                f"weights + {self.overhead_gib:.1f} GiB overhead per GPU, KV cache for {self.kv_tokens:,} tokens")
+
+
+def fit(ck: Checkpoint, hw: Hardware, utilization: float = UTILIZATION, min_tokens: int = MIN_KV_TOKENS,
+        kv_dtype: str = "auto") -> Fit | None:
+    """The one sizing rule (recommendation and vLLM plan): the smallest tensor-parallel split (MoE: the
+    widest) whose GPUs hold weights + overhead + a KV cache of ``min_tokens``; None if none does (04)."""
+    if not hw.cuda:
+        return None
+    s = shape(ck.size)
+    n, room = len(hw.gpus), gpu_gib(hw) * utilization
+    weights = ck.weights_gib
+    vision = parameters(s).vision * 2 / GIB  # bf16 in every checkpoint
+    splits = [tp for tp in range(1, n + 1) if n % tp == 0 and s.heads % tp == 0]
+    for tp in reversed(splits) if s.moe else splits:  # MoE: experts spread over every GPU
+        per_gpu = weights / tp + vision * (1 - 1 / tp)  # --mm-encoder-tp-mode data: a whole encoder per GPU
+        overhead = OVERHEAD_GIB + OVERHEAD_FRACTION * per_gpu  # the rule of cookbook.memory.estimate
+        per_token = kv_cache_bytes(replace(s, kv_heads=max(1, s.kv_heads // tp)), 1, kv_dtype=kv_dtype)
+        tokens = int((room - per_gpu - overhead) * GIB // per_token)
+        if tokens >= min_tokens:
+            return Fit(tp, 1 if s.moe else n // tp, round(per_gpu, 2), round(overhead, 2), tokens)
+    return None
+
+
+@dataclass(frozen=True)
+class Recommendation(Pretty):
     """The checkpoint picked for a machine, and why."""
 
     checkpoint: Checkpoint
@@ -77,38 +138,26 @@ class Recommendation:
     def __str__(self) -> str:
         return f"{self.checkpoint.id}\n  why: {self.reason}"
 
-    def _repr_pretty_(self, printer, cycle) -> None:
-        printer.text(str(self))
-
 
 def _pick(size: str, variant: str, fp8: bool) -> Checkpoint:
     return next(c for c in LINEUP if c.size == size and c.variant == variant and c.fp8 == fp8)
 
 
 def recommend_model(hw: Hardware | None = None, thinking: bool = False) -> Recommendation:
-    """The strongest checkpoint whose weights fit this machine's GPUs, FP8 where the GPU has it (00_setup)."""
+    """The strongest checkpoint this machine serves by ``fit``: FP8 on FP8 GPUs, as the model cards advise (00)."""
     hw = hw or hardware()
     variant = "Thinking" if thinking else "Instruct"
     if not hw.cuda:
         size = "4B" if hw.mps and hw.ram_gb >= 16 else "2B"
-        ck = _pick(size, variant, fp8=False)
-        return Recommendation(ck, (
-            f"no CUDA GPU ({hw.device}, {hw.ram_gb:.0f} GB RAM): the {size} model in bf16 is the "
-            f"largest that answers in reasonable time here; FP8 checkpoints need a CUDA GPU."
-        ))
-    room = hw.gpu_memory_gb
+        return Recommendation(_pick(size, variant, fp8=False), (
+            f"no CUDA GPU ({hw.device}, {hw.ram_gb:.0f} GB RAM): the {size} model in bf16 is the largest that "
+            "answers in reasonable time here; FP8 checkpoints need a CUDA GPU."))
+    kind = "FP8 (these GPUs have FP8 tensor cores)" if hw.fp8 else "bf16 (no FP8 tensor cores: transformers would dequantize FP8)"
     for size in PREFERENCE:
-        bf16 = _pick(size, variant, fp8=False)
-        if bf16.min_memory_gb <= room:
-            return Recommendation(bf16, (
-                f"{room:.0f} GB of GPU memory holds {bf16.id} in bf16 "
-                f"(about {bf16.min_memory_gb:.0f} GB with headroom)."
-            ))
-        fp8 = _pick(size, variant, fp8=True)
-        if hw.fp8 and fp8.min_memory_gb <= room:
-            return Recommendation(fp8, (
-                f"{room:.0f} GB is too little for {size} in bf16 ({bf16.min_memory_gb:.0f} GB) but "
-                f"enough for the FP8 checkpoint ({fp8.min_memory_gb:.0f} GB), and these GPUs run FP8."
-            ))
-    ck = _pick("2B", variant, fp8=False)
-    return Recommendation(ck, f"only {room:.0f} GB of GPU memory: even the 2B model is tight.")
+        ck = _pick(size, variant, fp8=hw.fp8)
+        f = fit(ck, hw)
+        if f is not None:
+            return Recommendation(ck, (
+                f"the strongest size whose {kind} weights fit {len(hw.gpus)} x {gpu_gib(hw):.1f} GiB: {f}."))
+    ck = _pick("2B", variant, fp8=hw.fp8)
+    return Recommendation(ck, f"only {gpu_gib(hw):.1f} GiB per GPU: even the 2B model leaves little room for context.")

@@ -13,6 +13,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
+from cookbook.show import Pretty
+
 GIB = 2**30
 
 # --------------------------------------------------------------------------------------------------
@@ -174,7 +176,7 @@ def _int(v: Any) -> int:
 
 @dataclass(frozen=True)
 class Params:
-    """Parameter counts by part, named as in ``Qwen3VLForConditionalGeneration`` (see ``measure``)."""
+    """Parameter counts by part, named as in ``Qwen3VLForConditionalGeneration`` (see ``count_parameters``)."""
 
     vision: int
     embeddings: int
@@ -245,8 +247,8 @@ def parameters(config: Any) -> Params:
     )
 
 
-def measure(model: Any) -> Params:
-    """The same breakdown counted from a real (or meta-device) model's named parameters."""
+def count_parameters(model: Any) -> Params:
+    """The same breakdown counted from a real (or meta-device) model's named parameters (03_fp8_and_memory)."""
     parts = dict.fromkeys(("vision", "embeddings", "attention", "mlp", "experts", "router", "norms", "lm_head"), 0)
     for name, p in model.named_parameters():  # tied weights are listed once
         n = p.numel()
@@ -269,11 +271,6 @@ def measure(model: Any) -> Params:
         else:
             raise ValueError(f"unexpected parameter {name}")
     return Params(**parts)
-
-
-def measured_weight_bytes(model: Any) -> int:
-    """What the weights of a loaded model really occupy: sum of numel * element_size over parameters."""
-    return sum(p.numel() * p.element_size() for p in model.parameters())
 
 
 # --------------------------------------------------------------------------------------------------
@@ -307,11 +304,6 @@ def _quantized_matrices(s: Shape) -> list[tuple[int, int, int]]:
     return mats
 
 
-def quantized_parameters(config: Any) -> int:
-    """Parameters in the language-model linears that FP8/int8/int4 checkpoints convert (the rest stays bf16)."""
-    return sum(rows * cols * count for rows, cols, count in _quantized_matrices(shape(config)))
-
-
 def weight_bytes(config: Any, dtype: str = "bf16") -> int:
     """Bytes of the weights in ``dtype`` (one of ``SCHEMES``), scales included (03_fp8_and_memory)."""
     s = shape(config)
@@ -322,26 +314,32 @@ def weight_bytes(config: Any, dtype: str = "bf16") -> int:
         return 2 * total
     if dtype not in SCHEMES:
         raise ValueError(f"unknown dtype {dtype!r}; choose from {', '.join(SCHEMES)}")
-    quantized = 0.0
-    n_quantized = 0
+    quantized, n_quantized = 0.0, 0
     for rows, cols, count in _quantized_matrices(s):
         n = rows * cols
         n_quantized += n * count
-        if dtype == "fp8":
+        if dtype == "fp8":  # 1 byte per weight + one float32 scale per 128x128 block
             b = n + 4 * math.ceil(rows / BLOCK) * math.ceil(cols / BLOCK)
-        elif dtype == "int8":
+        elif dtype == "int8":  # 1 byte per weight + one float32 scale per output row
             b = n + 4 * rows
-        else:  # int4
-            groups = rows * math.ceil(cols / BLOCK)
-            b = n / 2 + groups * (2 + 0.5)
+        else:  # int4: half a byte per weight + an fp16 scale and a 4-bit zero point per group of 128
+            b = n / 2 + rows * math.ceil(cols / BLOCK) * (2 + 0.5)
         quantized += b * count
-    return int(math.ceil(quantized)) + 2 * (total - n_quantized)
+    return int(math.ceil(quantized)) + 2 * (total - n_quantized)  # everything else stays bf16
 
 
-def kv_cache_bytes(config: Any, tokens: int, batch: int = 1, dtype_bytes: int = 2) -> int:
-    """KV cache for ``tokens`` per sequence: layers x 2 (K and V) x kv_heads x head_dim x bytes."""
+KV_BYTES = {"auto": 2, "bf16": 2, "fp16": 2, "fp8": 1, "fp32": 4}  # vLLM --kv-cache-dtype; auto = the model's bf16
+
+
+def kv_cache_bytes(config: Any, tokens: int, batch: int = 1, kv_dtype: str = "auto") -> int:
+    """KV cache for ``tokens`` per sequence: layers x 2 (K and V) x kv_heads x head_dim x bytes (03_fp8_and_memory)."""
     s = shape(config)
-    return s.layers * 2 * s.kv_heads * s.head_dim * dtype_bytes * tokens * batch
+    return s.layers * 2 * s.kv_heads * s.head_dim * KV_BYTES[kv_dtype] * tokens * batch
+
+
+def quantized_parameters(config: Any) -> int:
+    """Parameters in the language-model linears that FP8/int8/int4 checkpoints convert (the rest stays bf16)."""
+    return sum(rows * cols * count for rows, cols, count in _quantized_matrices(shape(config)))
 
 
 # --------------------------------------------------------------------------------------------------
@@ -426,7 +424,7 @@ def visual_tokens(images: Iterable[Any] = (), videos: Iterable[Any] = (), **budg
 
 
 @dataclass(frozen=True)
-class Estimate:
+class Estimate(Pretty):
     """Memory for one checkpoint, dtype, context and media: weights + KV cache + stated overhead."""
 
     model: str
@@ -439,6 +437,7 @@ class Estimate:
     batch: int
     kv_cache: int
     overhead: int
+    kv_dtype: str = "auto"
 
     @property
     def tokens(self) -> int:
@@ -456,36 +455,33 @@ class Estimate:
             + (f" ({self.active_params / 1e9:.1f}B active)" if self.active_params != self.params else "")
             + f"\n  weights   {self.weights / GIB:8.2f} GiB"
             + f"\n  KV cache  {self.kv_cache / GIB:8.2f} GiB  ({self.tokens:,} tokens = {self.text_tokens:,} text"
-            + f" + {self.visual_tokens:,} visual, batch {self.batch})"
+            + f" + {self.visual_tokens:,} visual, batch {self.batch}, {KV_BYTES[self.kv_dtype]} byte(s) per value)"
             + f"\n  overhead  {self.overhead / GIB:8.2f} GiB  ({OVERHEAD_GIB:g} GiB + {OVERHEAD_FRACTION:.0%} of weights)"
             + f"\n  total     {self.total / GIB:8.2f} GiB"
         )
 
-    def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
-        printer.text(str(self))
-
 
 def estimate(model: Any, context: int = 4096, images: Sequence[Any] = (), videos: Sequence[Any] = (),
-             batch: int = 1, dtype: str = "bf16", kv_dtype_bytes: int = 2,
+             batch: int = 1, dtype: str = "bf16", kv_dtype: str = "auto",
              overhead_gib: float = OVERHEAD_GIB, overhead_fraction: float = OVERHEAD_FRACTION) -> Estimate:
     """Estimate memory for ``model`` (size, hub id, config or Shape) at ``context`` text tokens + media."""
     s = shape(model)
     p = parameters(s)
     weights = weight_bytes(s, dtype)
     vis = visual_tokens(images, videos)
-    kv = kv_cache_bytes(s, context + vis, batch, kv_dtype_bytes)
+    kv = kv_cache_bytes(s, context + vis, batch, kv_dtype)
     name = model if isinstance(model, str) else getattr(model, "name_or_path", None) or "model"
     return Estimate(
         model=str(name), dtype=dtype, params=p.total, active_params=p.active, weights=weights,
         text_tokens=context, visual_tokens=vis, batch=batch, kv_cache=kv,
-        overhead=int(overhead_gib * GIB + overhead_fraction * weights),
+        overhead=int(overhead_gib * GIB + overhead_fraction * weights), kv_dtype=kv_dtype,
     )
 
 
-def table(context: int | Sequence[int] = 8192, images: Sequence[Any] = (), videos: Sequence[Any] = (),
+def lineup_table(context: int | Sequence[int] = 8192, images: Sequence[Any] = (), videos: Sequence[Any] = (),
           dtypes: Sequence[str] = ("bf16", "fp8", "int4"), batch: int = 1,
           models: Sequence[str] = tuple(CHECKPOINTS)) -> list[dict[str, Any]]:
-    """One row per line-up checkpoint and context: parameters, visual tokens, KV cache, totals by dtype."""
+    """One row per line-up checkpoint and context: parameters, visual tokens, KV cache, totals by dtype, GiB (03)."""
     contexts = [context] if isinstance(context, int) else list(context)
     rows = []
     for m in models:
@@ -507,32 +503,9 @@ def table(context: int | Sequence[int] = 8192, images: Sequence[Any] = (), video
     return rows
 
 
-def format_table(rows: Sequence[Mapping[str, Any]], columns: Sequence[str] | None = None) -> str:
-    """Render rows (list of dicts) as a Markdown table, readable as plain text too."""
-    if not rows:
-        return ""
-    cols = list(columns or rows[0].keys())
-
-    def cell(v: Any) -> str:
-        if isinstance(v, float):
-            return f"{v:,.2f}"
-        if isinstance(v, int) and not isinstance(v, bool):
-            return f"{v:,}"
-        return "" if v is None else str(v)
-
-    body = [[cell(r.get(c)) for c in cols] for r in rows]
-    widths = [max(len(c), *(len(b[i]) for b in body)) for i, c in enumerate(cols)]
-
-    def line(vals: Sequence[str]) -> str:
-        return "| " + " | ".join(v.rjust(w) for v, w in zip(vals, widths, strict=True)) + " |"
-
-    sep = "|" + "|".join("-" * (w + 1) + ":" for w in widths) + "|"
-    return "\n".join([line(cols), sep, *(line(b) for b in body)])
-
-
 def plot(rows: Sequence[Mapping[str, Any]], dtypes: Sequence[str] = ("bf16", "fp8", "int4"),
          gpus_gb: Sequence[float] = (8, 16, 24, 48, 80), title: str | None = None) -> Any:
-    """Bar chart of total memory per checkpoint (rows from ``table``), one bar per dtype, GPU sizes as lines (GiB)."""
+    """Bar chart of total memory per checkpoint (rows from ``lineup_table``), one bar per dtype, GPU sizes as lines (GiB)."""
     import matplotlib.pyplot as plt
 
     labels = [f"{r['model']}\n{r['context'] // 1024}K" if len({x['context'] for x in rows}) > 1 else r["model"]
@@ -546,9 +519,9 @@ def plot(rows: Sequence[Mapping[str, Any]], dtypes: Sequence[str] = ("bf16", "fp
         bars = ax.bar(xs, weights, width, label=f"{dt} weights")
         ax.bar(xs, rest, width, bottom=weights, color=bars.patches[0].get_facecolor(), alpha=0.4,
                label=f"{dt} KV cache + overhead")
-    for g in gpus_gb:  # a "24 GB" card has 24 GiB
+    for g in gpus_gb:  # a card sold as "24 GB" has 24 GiB of memory (a little less is usable)
         ax.axhline(g, color="grey", lw=0.7, ls="--", zorder=0)
-        ax.text(-0.5, g, f"{g:g} GB card", va="bottom", ha="left", fontsize=7, color="grey")
+        ax.text(-0.5, g, f"{g:g} GB card ({g:g} GiB)", va="bottom", ha="left", fontsize=7, color="grey")
     ax.set_yscale("log")
     ax.set_xlim(-0.6, len(rows) - 0.4)
     ax.set_ylim(bottom=min(1.0, min(r[f"weights_{dt}_gib"] for r in rows for dt in dtypes) / 2))

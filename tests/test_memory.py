@@ -69,8 +69,8 @@ def test_estimate_equals_the_full_size_model_on_meta(size):
     assert m.shape(config) == m.CHECKPOINTS[size]
     for dtype, name in ((torch.bfloat16, "bf16"), (torch.float32, "fp32")):
         model = m.instantiate(config, dtype, device="meta")
-        assert m.measured_weight_bytes(model) == m.weight_bytes(size, name)
-    counted, estimated = m.measure(model), m.parameters(size)
+        assert sum(p.numel() * p.element_size() for p in model.parameters()) == m.weight_bytes(size, name)
+    counted, estimated = m.count_parameters(model), m.parameters(size)
     assert counted.as_dict() | {"active": 0, "experts_active": 0} == (
         estimated.as_dict() | {"active": 0, "experts_active": 0}
     )
@@ -90,8 +90,8 @@ def test_estimate_equals_a_model_allocated_on_cpu(size, changes, dtype):
     config = m.to_config(size, **changes)
     model = m.instantiate(config, {"bf16": torch.bfloat16, "fp32": torch.float32}[dtype], device="cpu")
     assert all(p.device.type == "cpu" for p in model.parameters())
-    assert m.measured_weight_bytes(model) == m.weight_bytes(config, dtype)
-    assert m.measure(model).total == m.parameters(config).total
+    assert sum(p.numel() * p.element_size() for p in model.parameters()) == m.weight_bytes(config, dtype)
+    assert m.count_parameters(model).total == m.parameters(config).total
 
 
 def test_kv_cache_matches_a_real_cache():
@@ -105,7 +105,7 @@ def test_kv_cache_matches_a_real_cache():
         out = model(input_ids=torch.randint(0, 500, (2, 37)), use_cache=True)
     cache = out.past_key_values
     real = sum(layer.keys.numel() * 4 + layer.values.numel() * 4 for layer in cache.layers)
-    assert real == m.kv_cache_bytes(shape, tokens=37, batch=2, dtype_bytes=4)
+    assert real == m.kv_cache_bytes(shape, tokens=37, batch=2, kv_dtype="fp32")
 
 
 def test_kv_cache_of_8b_at_32k():
@@ -113,6 +113,8 @@ def test_kv_cache_of_8b_at_32k():
     assert m.kv_cache_bytes("8B", 1) == 147456
     assert m.kv_cache_bytes("8B", 32768) == 4.5 * m.GIB
     assert m.kv_cache_bytes("235B-A22B", 1) == 94 * 2 * 4 * 128 * 2
+    assert m.kv_cache_bytes("8B", 32768, kv_dtype="fp8") == 2.25 * m.GIB  # --kv-cache-dtype fp8 halves it
+    assert m.estimate("8B", 32768, kv_dtype="fp8").kv_cache * 2 == m.estimate("8B", 32768).kv_cache
 
 
 def test_weight_bytes_by_scheme_for_a_hand_checked_shape():
@@ -198,11 +200,11 @@ def test_estimate_adds_up():
     assert video.visual_tokens == m.video_tokens(60, 1280, 720) == 60 * (320 // 32) * (608 // 32)
 
 
-def test_table_rows_format_and_plot():
+def test_lineup_table_rows_and_plot():
     import matplotlib
 
     matplotlib.use("Agg")
-    rows = m.table(context=[8192, 131072], images=[(1280, 720)], dtypes=("bf16", "fp8"))
+    rows = m.lineup_table(context=[8192, 131072], images=[(1280, 720)], dtypes=("bf16", "fp8"))
     assert len(rows) == 12 and [r["model"] for r in rows[:2]] == ["2B", "2B"]
     r8 = next(r for r in rows if r["model"] == "8B" and r["context"] == 8192)
     assert r8["visual_tokens"] == 880  # 720 / 32 = 22.5 rounds to 22 (round half to even): 22 x 40
@@ -210,10 +212,6 @@ def test_table_rows_format_and_plot():
     assert r8["total_fp8_gib"] < r8["total_bf16_gib"]
     long = next(r for r in rows if r["model"] == "8B" and r["context"] == 131072)
     assert long["kv_gib"] == round(m.kv_cache_bytes("8B", 131072 + 880) / m.GIB, 2) == 18.12
-    text = m.format_table(rows, ["model", "context", "total_bf16_gib"])
-    lines = text.splitlines()
-    assert len(lines) == 2 + 12 and lines[0].split("|")[1].strip() == "model"
-    assert "131,072" in text
     fig = m.plot(rows, dtypes=("bf16", "fp8"))
     ax = fig.axes[0]
     assert ax.get_yscale() == "log" and len(ax.get_xticklabels()) == 12
@@ -224,8 +222,8 @@ def test_estimate_equals_the_tiny_checkpoint(tiny, photo):
     import cookbook as cb
 
     model, processor = tiny
-    assert m.measured_weight_bytes(model) == m.weight_bytes(model.config, "fp32")
-    assert m.measure(model).as_dict() | {"active": 0} == m.parameters(model.config).as_dict() | {"active": 0}
+    assert sum(p.numel() * p.element_size() for p in model.parameters()) == m.weight_bytes(model.config, "fp32")
+    assert m.count_parameters(model).as_dict() | {"active": 0} == m.parameters(model.config).as_dict() | {"active": 0}
     encoded = cb.inputs(processor, [cb.messages.user(photo, "Hi")])
     in_prompt = int((encoded["input_ids"] == model.config.image_token_id).sum())
     # 200x120 is below the 64-token minimum, so it is scaled up to 352x224: 11 x 7 tokens
