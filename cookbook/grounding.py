@@ -247,3 +247,275 @@ def project(points: Any, intrinsics: dict) -> Any:
         return None
     return np.stack([intrinsics["fx"] * pts[:, 0] / pts[:, 2] + intrinsics["cx"],
                      intrinsics["fy"] * pts[:, 1] / pts[:, 2] + intrinsics["cy"]], axis=1)
+
+
+# saved in cookbook/grounding.py
+def iou(a: list[float], b: list[float]) -> float:
+    """Intersection over union of two boxes [x1, y1, x2, y2] (any unit, same for both) (08)."""
+    w = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    h = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - w * h
+    return w * h / union if union > 0 else 0.0
+
+
+# saved in cookbook/grounding.py
+def match(pred: list[dict], truth: list[dict], threshold: float = 0.5) -> list[tuple[int, int, float]]:
+    """One-to-one pairs (pred index, truth index, IoU) of boxes with the same label, chosen by the
+    Hungarian method (scipy) to maximise total IoU; pairs under ``threshold`` are dropped (08)."""
+    import numpy as np
+    from scipy.optimize import linear_sum_assignment
+
+    if not pred or not truth:
+        return []
+    scores = np.array([[iou(p["box"], t["box"]) if p.get("label") == t.get("label") else 0.0
+                        for t in truth] for p in pred])
+    rows, cols = linear_sum_assignment(scores, maximize=True)
+    return [(int(r), int(c), float(scores[r, c])) for r, c in zip(rows, cols, strict=True) if scores[r, c] >= threshold]
+
+
+# saved in cookbook/grounding.py
+def detection_scores(pred: list[dict], truth: list[dict], threshold: float = 0.5) -> dict:
+    """Precision, recall and F1 of predicted boxes against the truth, each box matched at most once (08)."""
+    pred = [p for p in pred if "box" in p]
+    tp = len(match(pred, truth, threshold))
+    precision = tp / len(pred) if pred else float(not truth)
+    recall = tp / len(truth) if truth else 1.0
+    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    return {"tp": tp, "fp": len(pred) - tp, "fn": len(truth) - tp,
+            "precision": precision, "recall": recall, "f1": f1}
+
+
+# saved in cookbook/grounding.py
+def coco_map(preds: list[list[dict]], truths: list[list[dict]]) -> dict:
+    """COCO box mAP (IoU 0.50:0.95), AP50 and AP75 with pycocotools, one list of items per image.
+    Every predicted box is scored 1.0, as Qwen's ODinW evaluation does: the model gives no confidence (08)."""
+    import contextlib
+    import io
+
+    from pycocotools.coco import COCO
+    from pycocotools.cocoeval import COCOeval
+
+    names = sorted({t["label"] for ts in truths for t in ts} | {p["label"] for ps in preds for p in ps if "box" in p})
+    cat = {name: i + 1 for i, name in enumerate(names)}
+
+    def xywh(box: list[float]) -> list[float]:
+        return [box[0], box[1], box[2] - box[0], box[3] - box[1]]
+
+    gt = {"images": [{"id": i} for i in range(len(truths))], "categories": [{"id": v, "name": k} for k, v in cat.items()],
+          "annotations": [{"id": n + 1, "image_id": i, "category_id": cat[t["label"]], "bbox": xywh(t["box"]),
+                           "area": xywh(t["box"])[2] * xywh(t["box"])[3], "iscrowd": 0}
+                          for n, (i, t) in enumerate((i, t) for i, ts in enumerate(truths) for t in ts)]}
+    dets = [{"image_id": i, "category_id": cat[p["label"]], "bbox": xywh(p["box"]), "score": 1.0}
+            for i, ps in enumerate(preds) for p in ps if "box" in p]
+    if not dets or not gt["annotations"]:
+        return {"mAP": 0.0, "AP50": 0.0, "AP75": 0.0}
+    with contextlib.redirect_stdout(io.StringIO()):     # pycocotools prints its progress
+        coco = COCO()
+        coco.dataset = gt
+        coco.createIndex()
+        evaluation = COCOeval(coco, coco.loadRes(dets), "bbox")
+        evaluation.evaluate()
+        evaluation.accumulate()
+        evaluation.summarize()
+    return {"mAP": max(0.0, float(evaluation.stats[0])), "AP50": max(0.0, float(evaluation.stats[1])),
+            "AP75": max(0.0, float(evaluation.stats[2]))}
+
+
+# saved in cookbook/grounding.py
+def refcoco_accuracy(pred_boxes: list[list[float] | None], truth_boxes: list[list[float]], threshold: float = 0.5) -> float:
+    """RefCOCO-style accuracy: the share of referring expressions whose one predicted box has
+    IoU >= ``threshold`` with the truth; no box (None) counts as a miss (08)."""
+    hits = [p is not None and iou(p, t) >= threshold for p, t in zip(pred_boxes, truth_boxes, strict=True)]
+    return sum(hits) / len(hits) if hits else 0.0
+
+
+# saved in cookbook/grounding.py
+def count_accuracy(pred_counts: list[int | None], truth_counts: list[int]) -> float:
+    """The share of counting questions answered with exactly the true number (None = no number) (08)."""
+    hits = [p == t for p, t in zip(pred_counts, truth_counts, strict=True)]
+    return sum(hits) / len(hits) if hits else 0.0
+
+
+# saved in cookbook/grounding.py
+def point_in_box_accuracy(points: list[list[float] | None], boxes: list[list[float]]) -> float:
+    """The share of predicted points (pixels) inside their target box, as ScreenSpot and pointing
+    benchmarks score a click; no point (None) counts as a miss (08)."""
+    hits = [p is not None and b[0] <= p[0] <= b[2] and b[1] <= p[1] <= b[3] for p, b in zip(points, boxes, strict=True)]
+    return sum(hits) / len(hits) if hits else 0.0
+
+
+def first_number(text: str) -> int | None:
+    """The first whole number in an answer ("There are 12 dots." -> 12), or None (08)."""
+    found = re.search(r"-?\d+", text.replace(",", ""))
+    return int(found.group()) if found else None
+
+
+# ---- ground truth: scenes the project renders, and the hand-checked photo boxes ----------------
+
+COLORS = {"red": (220, 50, 47), "green": (40, 160, 60), "blue": (38, 100, 210), "orange": (245, 140, 20),
+          "purple": (140, 70, 180), "black": (30, 30, 30), "yellow": (235, 200, 30)}
+SHAPES = ("circle", "square", "triangle")
+
+
+def _draw_shape(canvas: Any, shape: str, box: list[float], color: tuple[int, int, int]) -> None:
+    """Fill one shape whose pixels cover exactly the rounded ``box`` (right/bottom edges exclusive)."""
+    from PIL import ImageDraw
+
+    x1, y1, x2, y2 = (round(v) for v in box)
+    pen = ImageDraw.Draw(canvas)
+    if shape == "circle":
+        pen.ellipse([x1, y1, x2 - 1, y2 - 1], fill=color)
+    elif shape == "square":
+        pen.rectangle([x1, y1, x2 - 1, y2 - 1], fill=color)
+    else:
+        pen.polygon([(x1, y2 - 1), ((x1 + x2 - 1) / 2, y1), (x2 - 1, y2 - 1)], fill=color)
+
+
+def shapes_scene(width: int, height: int, count: int, seed: int, sizes: tuple[int, int] = (90, 160),
+                 grid: bool = False) -> tuple[Any, list[dict]]:
+    """A rendered scene of coloured shapes and its exact truth: items with ``label`` (the shape),
+    ``color``, ``ref`` ("the red circle") and ``box`` in pixels on the 0-1000 grid (08).
+
+    ``sizes`` is the shape width range in relative units; ``grid=True`` packs small shapes in a
+    jittered grid for a crowded scene (labels then repeat)."""
+    import random
+
+    from PIL import Image
+
+    rng = random.Random(seed)
+    canvas = Image.new("RGB", (width, height), (246, 244, 238))
+    combos = [(c, s) for c in COLORS for s in SHAPES]
+    rng.shuffle(combos)
+    boxes: list[list[int]] = []
+    if grid:
+        cols = math.ceil(math.sqrt(count * width / height))
+        rows = math.ceil(count / cols)
+        cells = [(i % cols, i // cols) for i in range(count)]
+        cw, ch = 1000 // cols, 1000 // rows
+        for cx, cy in cells:
+            rw = rng.randint(sizes[0], sizes[1])
+            rh = max(1, round(rw * width / height))
+            rw, rh = min(rw, cw - 4), min(rh, ch - 4)
+            x = cx * cw + rng.randint(2, cw - rw - 2)
+            y = cy * ch + rng.randint(2, ch - rh - 2)
+            boxes.append([x, y, x + rw, y + rh])
+    else:
+        while len(boxes) < count:
+            rw = rng.randint(*sizes)
+            rh = round(rw * width / height)           # round in pixels on a non-square image
+            x, y = rng.randint(20, 980 - rw), rng.randint(20, 980 - rh)
+            new = [x, y, x + rw, y + rh]
+            if all(iou([a - 15 for a in new[:2]] + [a + 15 for a in new[2:]], b) == 0 for b in boxes):
+                boxes.append(new)
+    items = []
+    for n, rel in enumerate(boxes):
+        color, shape = combos[n % len(combos)] if not grid else (rng.choice(list(COLORS)), rng.choice(SHAPES[:2]))
+        box = [rel[0] / 1000 * width, rel[1] / 1000 * height, rel[2] / 1000 * width, rel[3] / 1000 * height]
+        _draw_shape(canvas, shape, box, COLORS[color])
+        items.append({"label": shape, "color": color, "ref": f"the {color} {shape}", "box": box})
+    return canvas, items
+
+
+def relations(items: list[dict], limit: int = 8) -> list[dict]:
+    """Yes/no questions about which shape is left of / above which, answered from the boxes
+    (only pairs clearly apart on that axis) (08)."""
+    out = []
+    for i, a in enumerate(items):
+        for b in items[i + 1:]:
+            for axis, word, other in ((0, "to the left of", "to the right of"), (1, "above", "below")):
+                if a["box"][axis + 2] < b["box"][axis] or b["box"][axis + 2] < a["box"][axis]:
+                    first = a["box"][axis + 2] < b["box"][axis]
+                    ask = word if len(out) % 2 == 0 else other
+                    yes = first if ask == word else not first
+                    out.append({"question": f"Is {a['ref']} {ask} {b['ref']}? Answer yes or no.",
+                                "answer": "yes" if yes else "no"})
+    return out[:limit]
+
+
+def _faces() -> list[tuple[int, int, int, int]]:
+    """The 6 faces of a box as corner indices of ``box3d_corners`` (x+, x-, y+, y-, z+, z-)."""
+    return [(0, 1, 3, 2), (4, 5, 7, 6), (0, 1, 5, 4), (2, 3, 7, 6), (0, 2, 6, 4), (1, 3, 7, 5)]
+
+
+def boxes3d_scene(width: int, height: int, intrinsics: dict, boxes: list[dict]) -> Any:
+    """A rendered scene of solid boxes on a floor (camera 1.2 m above it, looking level), drawn
+    through ``intrinsics``; each box dict has ``bbox_3d`` and ``color`` (08)."""
+    import numpy as np
+    from PIL import Image, ImageDraw
+
+    canvas = Image.new("RGB", (width, height), (200, 215, 230))
+    pen = ImageDraw.Draw(canvas)
+    floor = 1.2                                      # y grows downwards: the floor is at y = +1.2 m
+    horizon = intrinsics["cy"]
+    pen.rectangle([0, horizon, width, height], fill=(180, 170, 150))
+    for x in np.arange(-4, 4.01, 1.0):             # floor grid lines, 1 m apart
+        line = project(np.array([[x, floor, 1.5], [x, floor, 30.0]]), intrinsics)
+        pen.line([tuple(p) for p in line], fill=(150, 140, 120), width=1)
+    for z in (1.5, 2, 3, 4, 5, 6, 8, 10, 15):
+        line = project(np.array([[-10, floor, z], [10, floor, z]]), intrinsics)
+        pen.line([tuple(p) for p in line], fill=(150, 140, 120), width=1)
+    light = np.array([0.3, 0.8, 0.5]) / np.linalg.norm([0.3, 0.8, 0.5])   # the way the light travels
+    for spec in sorted(boxes, key=lambda b: -b["bbox_3d"][2]):         # far boxes first
+        corners = box3d_corners(spec["bbox_3d"])
+        centre = corners.mean(axis=0)
+        pixels = project(corners, intrinsics)
+        for face in _faces():
+            pts = corners[list(face)]
+            normal = pts.mean(axis=0) - centre
+            if normal @ pts.mean(axis=0) >= 0:        # facing away from the camera
+                continue
+            shade = 0.5 + 0.5 * max(0.0, float(-(normal / np.linalg.norm(normal)) @ light))
+            color = tuple(int(c * shade) for c in spec["color"])
+            pen.polygon([tuple(pixels[i]) for i in face], fill=color, outline=(40, 40, 40))
+    return canvas
+
+
+SCENES_3D = {
+    "intrinsics": {"fx": 554.26, "fy": 554.26, "cx": 320.0, "cy": 240.0},   # 60 degrees across 640 pixels
+    "boxes": [
+        {"label": "box", "color": "red", "bbox_3d": [-1.1, 0.9, 4.0, 0.8, 0.6, 0.8, 0.0, 0.1, 0.0]},
+        {"label": "box", "color": "blue", "bbox_3d": [0.6, 0.7, 5.5, 1.0, 1.0, 1.0, 0.0, -0.2, 0.0]},
+        {"label": "box", "color": "green", "bbox_3d": [1.2, 1.0, 3.2, 0.5, 0.4, 0.7, 0.0, 0.25, 0.0]},
+    ],
+}
+
+
+def make_scenes(folder: Path = GROUNDING) -> dict:
+    """Render the synthetic scenes into ``folder`` and write their truth to ``scenes.json``;
+    returns that truth. Deterministic: the committed files are this function's output (08)."""
+    import numpy as np
+
+    folder.mkdir(parents=True, exist_ok=True)
+    truth: dict[str, dict] = {}
+    for name, (w, h, n, seed, sizes, grid) in {
+        "shapes_wide.png": (960, 540, 7, 1, (90, 160), False),
+        "shapes_tall.png": (480, 800, 6, 2, (150, 260), False),
+        "crowd.png": (800, 600, 48, 3, (60, 85), True),
+    }.items():
+        image, items = shapes_scene(w, h, n, seed, sizes, grid)
+        image.save(folder / name, optimize=True)
+        counts = {s: sum(it["label"] == s for it in items) for s in SHAPES if any(it["label"] == s for it in items)}
+        truth[f"grounding/{name}"] = {"width": w, "height": h, "items": items, "counts": counts,
+                                      "relations": relations(items) if not grid else []}
+    spec = SCENES_3D
+    w, h = 640, 480
+    image = boxes3d_scene(w, h, spec["intrinsics"], [{**b, "color": COLORS[b["color"]]} for b in spec["boxes"]])
+    image.save(folder / "boxes3d.png", optimize=True)
+    items = []
+    for b in spec["boxes"]:
+        px = project(box3d_corners(b["bbox_3d"]), spec["intrinsics"])
+        box = [float(v) for v in (*np.clip(px.min(axis=0), 0, [w, h]), *np.clip(px.max(axis=0), 0, [w, h]))]
+        items.append({"label": b["label"], "color": b["color"], "ref": f"the {b['color']} box",
+                      "bbox_3d": b["bbox_3d"], "box": [round(v, 2) for v in box]})
+    truth["grounding/boxes3d.png"] = {"width": w, "height": h, "intrinsics": spec["intrinsics"], "items": items,
+                                      "counts": {"box": len(items)}, "relations": relations(items)}
+    (folder / "scenes.json").write_text(json.dumps(truth, indent=1) + "\n", encoding="utf-8")
+    return truth
+
+
+def truth(folder: Path = GROUNDING) -> dict:
+    """Ground truth for every grounding image, keyed by its name under ``assets/`` (use with
+    ``cb.asset``): the hand-checked photo boxes (``photos.json``) and the rendered scenes (08)."""
+    out = json.loads((folder / "photos.json").read_text(encoding="utf-8"))
+    out.update(json.loads((folder / "scenes.json").read_text(encoding="utf-8")))
+    return out
