@@ -9,15 +9,24 @@ and ``weight = fp8 * weight_scale_inv``. Blocks at the right and bottom edges ar
 Which modules stay in bf16 follows those checkpoints' ``modules_to_not_convert`` / ``ignored_layers``:
 ``lm_head``, every linear of the vision tower (``model.visual.*``: blocks, merger, deepstack mergers), and
 the MoE routers (``mlp.gate``). Embeddings and norms are not linear layers and are never converted.
+
+Activations: ``activation_scheme: dynamic`` means the official checkpoints run W8A8: at run time each token's
+input to an FP8 linear is cut into groups of 128 values, each group scaled by its own amax / 448 and
+rounded to e4m3 (vLLM's per-token-group quantization for block-FP8 weights). ``add_activation_quantization``
+simulates that on CPU; ``save_checkpoint`` writes a model in the official format.
 """
 
 from __future__ import annotations
 
 import copy
+import json
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
+
+from cookbook.show import Pretty
 
 FP8_MAX = 448.0  # torch.finfo(torch.float8_e4m3fn).max
 BLOCK = (128, 128)
@@ -28,42 +37,43 @@ REL_ERROR_NORMAL = 2.0**-4
 ABS_ERROR_SUBNORMAL = 2.0**-10
 
 
-def _blocks(shape: tuple[int, ...], block: tuple[int, int]) -> tuple[int, int]:
-    return math.ceil(shape[-2] / block[0]), math.ceil(shape[-1] / block[1])
-
-
 def quantize(weight: Any, block: tuple[int, int] = BLOCK) -> tuple[Any, Any]:
-    """Quantize the last two dims of ``weight`` to (float8_e4m3fn values, float32 scale_inv per block)."""
+    """Quantize the last two dims of ``weight`` to (float8_e4m3fn values, float32 scale_inv per block) (03)."""
     import torch
     import torch.nn.functional as F
 
     w = weight.detach().to(torch.float32)
     rows, cols = w.shape[-2:]
-    nr, nc = _blocks(w.shape, block)
-    padded = F.pad(w, (0, nc * block[1] - cols, 0, nr * block[0] - rows))
+    nr, nc = math.ceil(rows / block[0]), math.ceil(cols / block[1])
+    padded = F.pad(w, (0, nc * block[1] - cols, 0, nr * block[0] - rows))  # edge blocks: zeros
     tiles = padded.reshape(*w.shape[:-2], nr, block[0], nc, block[1])
     amax = tiles.abs().amax(dim=(-3, -1))
     scale_inv = torch.where(amax > 0, amax / FP8_MAX, torch.ones_like(amax))  # all-zero block: scale 1
     scaled = tiles / scale_inv[..., :, None, :, None]
-    q = scaled.clamp(-FP8_MAX, FP8_MAX).to(torch.float8_e4m3fn)
-    q = q.reshape(padded.shape)[..., :rows, :cols].contiguous()
-    return q, scale_inv
-
-
-def _per_element(scale_inv: Any, shape: tuple[int, ...], block: tuple[int, int]) -> Any:
-    """Each block's scale repeated over its elements (float32, cut to ``shape``'s last two dims)."""
-    import torch
-
-    rows, cols = shape[-2:]
-    scale = scale_inv.to(torch.float32).repeat_interleave(block[0], dim=-2)[..., :rows, :]
-    return scale.repeat_interleave(block[1], dim=-1)[..., :cols]
+    q = scaled.clamp(-FP8_MAX, FP8_MAX).to(torch.float8_e4m3fn)  # round to nearest e4m3 value
+    return q.reshape(padded.shape)[..., :rows, :cols].contiguous(), scale_inv
 
 
 def dequantize(q: Any, scale_inv: Any, block: tuple[int, int] = BLOCK, dtype: Any = None) -> Any:
-    """Back to a real dtype (float32 by default): each block times its ``scale_inv``."""
+    """Back to a real dtype (float32 by default): each block times its ``scale_inv`` (03)."""
     import torch
 
-    return (q.to(torch.float32) * _per_element(scale_inv, q.shape, block)).to(dtype or torch.float32)
+    rows, cols = q.shape[-2:]
+    scale = scale_inv.to(torch.float32).repeat_interleave(block[0], dim=-2)[..., :rows, :]
+    scale = scale.repeat_interleave(block[1], dim=-1)[..., :cols]
+    return (q.to(torch.float32) * scale).to(dtype or torch.float32)
+
+
+def quantize_activations(x: Any, group: int = BLOCK[1]) -> Any:
+    """Dynamic per-token, per-group-of-128 FP8 round trip of an activation, as W8A8 kernels do (03)."""
+    import torch
+
+    *lead, k = x.shape
+    pad = (-k) % group
+    g = torch.nn.functional.pad(x.to(torch.float32), (0, pad)).reshape(*lead, -1, group)
+    scale = (g.abs().amax(dim=-1, keepdim=True) / FP8_MAX).clamp(min=1e-12)
+    q = (g / scale).clamp(-FP8_MAX, FP8_MAX).to(torch.float8_e4m3fn).to(torch.float32) * scale
+    return q.reshape(*lead, k + pad)[..., :k].to(x.dtype)
 
 
 def roundtrip(weight: Any, block: tuple[int, int] = BLOCK) -> Any:
@@ -78,7 +88,8 @@ def error_bound(weight: Any, block: tuple[int, int] = BLOCK) -> Any:
 
     _, s = quantize(weight, block)
     w = weight.detach().to(torch.float32).abs()
-    return torch.maximum(REL_ERROR_NORMAL * w, ABS_ERROR_SUBNORMAL * _per_element(s, weight.shape, block))
+    per_element = dequantize(torch.ones_like(w).to(torch.float8_e4m3fn), s, block)  # each block's scale
+    return torch.maximum(REL_ERROR_NORMAL * w, ABS_ERROR_SUBNORMAL * per_element)
 
 
 @dataclass(frozen=True)
@@ -137,7 +148,7 @@ def targets(model: Any) -> Iterator[tuple[str, Any]]:
 
 
 @dataclass(frozen=True)
-class Report:
+class QuantizationSummary(Pretty):
     """What ``fake_quantize`` did: tensors and parameters converted, and the weight error over all of them."""
 
     tensors: int
@@ -162,12 +173,9 @@ class Report:
             f"worst tensor: {worst}"
         )
 
-    def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
-        printer.text(str(self))
 
-
-def fake_quantize(model: Any, block: tuple[int, int] = BLOCK, inplace: bool = False) -> tuple[Any, Report]:
-    """A copy of ``model`` (or the model itself) whose FP8-target weights went through quantize->dequantize."""
+def fake_quantize(model: Any, block: tuple[int, int] = BLOCK, inplace: bool = False) -> tuple[Any, QuantizationSummary]:
+    """A copy of ``model`` (or the model itself) whose FP8-target weights went through quantize->dequantize (03)."""
     import torch
 
     out = model if inplace else copy.deepcopy(model)
@@ -179,13 +187,57 @@ def fake_quantize(model: Any, block: tuple[int, int] = BLOCK, inplace: bool = Fa
             p.data.copy_(deq)
     total = sum(p.numel() for p in out.parameters())
     sq_err, sq_norm = sum(e.sq_err for e in errors), sum(e.sq_norm for e in errors)
-    report = Report(
+    report = QuantizationSummary(
         tensors=len(errors), quantized_params=sum(e.numel for e in errors), total_params=total,
         rel_fro=math.sqrt(sq_err / sq_norm) if sq_norm else 0.0,
         max_abs=max((e.max_abs for e in errors), default=0.0),
         worst=max(errors, key=lambda e: e.rel_fro, default=None), errors=tuple(errors),
     )
     return out, report
+
+
+def add_activation_quantization(model: Any) -> list[Any]:
+    """Round the inputs of every FP8-target layer to e4m3 per token and group of 128 (W8A8); returns hook handles (03).
+
+    Fused MoE experts get their input (the hidden states) quantized; the expert-internal down-projection input
+    is not, so for MoE models this understates the activation error a little.
+    """
+    owners = {name.rsplit(".", 1)[0] for name, _ in targets(model)}
+
+    def hook(module: Any, args: tuple) -> tuple:
+        return (quantize_activations(args[0]), *args[1:])
+
+    return [m.register_forward_pre_hook(hook) for n, m in model.named_modules() if n in owners]
+
+
+def save_checkpoint(model: Any, folder: str | Path, processor: Any = None) -> Path:
+    """Write ``model`` as an official-format FP8 checkpoint: e4m3 weights + ``weight_scale_inv`` per 128x128 block,
+    ``quantization_config`` (fp8, e4m3, dynamic, [128, 128], modules_to_not_convert); the rest bf16 (gpu_check)."""
+    import torch
+    from safetensors.torch import save_file
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    quantized = {name for name, p in targets(model) if p.ndim == 2}  # fused 3-D experts: written in bf16
+    tensors = {}
+    for name, p in model.state_dict().items():
+        if name in quantized:
+            q, scale_inv = quantize(p, BLOCK)
+            tensors[name], tensors[name.removesuffix("weight") + "weight_scale_inv"] = q, scale_inv
+        else:
+            tensors[name] = p.detach().to(torch.bfloat16 if p.is_floating_point() else p.dtype).clone()
+    tensors = {k: v.contiguous().cpu() for k, v in tensors.items()}
+    save_file(tensors, str(folder / "model.safetensors"), metadata={"format": "pt"})
+    keep = sorted(n for n, m in model.named_modules()
+                  if isinstance(m, torch.nn.Linear) and f"{n}.weight" not in quantized)
+    config = model.config.to_dict()
+    config["torch_dtype"] = config["dtype"] = "bfloat16"
+    config["quantization_config"] = {"quant_method": "fp8", "fmt": "e4m3", "activation_scheme": "dynamic",
+                                     "weight_block_size": list(BLOCK), "modules_to_not_convert": keep}
+    (folder / "config.json").write_text(json.dumps(config, indent=2))
+    if processor is not None:
+        processor.save_pretrained(folder)
+    return folder
 
 
 def compare_logits(reference: Any, other: Any) -> dict[str, float]:

@@ -232,3 +232,56 @@ def test_fake_quantization_of_the_tiny_checkpoint_with_an_image(tiny, photo):
         drift = fp8.compare_logits(model(**encoded).logits, fq(**encoded).logits)
     assert drift["positions"] == encoded["input_ids"].shape[1]
     assert 1e-8 < drift["kl_mean"] < 1e-4 and drift["top1_agreement"] >= 0.9
+
+
+def test_activation_groups_of_128_per_token():
+    torch.manual_seed(3)
+    x = torch.randn(2, 5, 300)
+    x[0, 0, 7] = 50.0  # an outlier: only its own group of 128 gets a coarse scale
+    q = fp8.quantize_activations(x)
+    assert q.shape == x.shape and q.dtype == x.dtype
+    assert q[0, 0, 7] == 50.0  # the group's amax maps to 448 exactly
+    err = (q - x).abs()
+    assert err[0, 0, 128:].max() < err[0, 0, :128].max()  # groups 2-3 keep their fine scale
+    for t in range(5):  # each group within the e4m3 bound of its own scale
+        for g0 in range(0, 300, 128):
+            g = x[1, t, g0:g0 + 128]
+            bound = torch.maximum(fp8.REL_ERROR_NORMAL * g.abs(), fp8.ABS_ERROR_SUBNORMAL * g.abs().max() / 448)
+            assert ((q[1, t, g0:g0 + 128] - g).abs() <= bound + 1e-7).all()
+
+
+def test_w8a8_moves_logits_more_than_weights_only(small):
+    fq, _ = fp8.fake_quantize(small)
+    ids = torch.randint(0, SMALL.vocab, (2, 48), generator=torch.Generator().manual_seed(7))
+    with torch.no_grad():
+        ref, weights_only = small(input_ids=ids).logits, fq(input_ids=ids).logits
+        handles = fp8.add_activation_quantization(fq)
+        assert len(handles) == 7 * SMALL.layers
+        w8a8 = fq(input_ids=ids).logits
+        for h in handles:
+            h.remove()
+        assert torch.equal(fq(input_ids=ids).logits, weights_only)  # hooks removed: weights-only again
+    assert fp8.compare_logits(ref, w8a8)["kl_mean"] > fp8.compare_logits(ref, weights_only)["kl_mean"]
+
+
+def test_save_checkpoint_in_the_official_format(small, tmp_path):
+    import json
+
+    from safetensors.torch import load_file
+
+    folder = fp8.save_checkpoint(small, tmp_path / "fp8")
+    cfg = json.loads((folder / "config.json").read_text())["quantization_config"]
+    assert cfg["quant_method"] == "fp8" and cfg["weight_block_size"] == [128, 128]
+    assert cfg["activation_scheme"] == "dynamic" and cfg["fmt"] == "e4m3"
+    assert "lm_head" in cfg["modules_to_not_convert"]
+    assert any(n.startswith("model.visual.") for n in cfg["modules_to_not_convert"])
+    tensors = load_file(str(folder / "model.safetensors"))
+    name = "model.language_model.layers.0.mlp.up_proj.weight"
+    q, s = tensors[name], tensors[name.replace("weight", "weight_scale_inv")]
+    assert q.dtype == torch.float8_e4m3fn and s.dtype == torch.float32 and s.shape == (3, 2)  # 384 x 256
+    original = dict(small.named_parameters())[name]
+    assert torch.equal(fp8.dequantize(q, s), fp8.roundtrip(original))  # reload gives the round trip
+    assert tensors["lm_head.weight"].dtype == torch.bfloat16
+    assert not any(k.startswith("model.visual.") and k.endswith("scale_inv") for k in tensors)
+    n_scales = sum(k.endswith("weight_scale_inv") for k in tensors)
+    assert n_scales == 7 * SMALL.layers
