@@ -124,24 +124,28 @@ class Page:
     def table(self, rows: list[list[str]], x: int, y: int, widths: list[int], size: int, row_height: int) -> int:
         """Draw a grid (light borders) with one line per cell; the first row is the header."""
         draw = ImageDraw.Draw(self.image)
-        total = sum(widths)
+        total, bottom = sum(widths), y + len(rows) * row_height
         cols = widths[::-1] if self.language in RTL else widths
+        for r in range(len(rows) + 1):               # the grid first, so no border crosses a letter
+            draw.line([x, y + r * row_height, x + total, y + r * row_height], fill=BORDER)
+        left = x
+        for w in [0, *cols]:
+            left += w
+            draw.line([left, y, left, bottom], fill=BORDER)
         recs = []
         for r, row in enumerate(rows):
-            top = y + r * row_height
-            draw.rectangle([x, top, x + total, top + row_height], outline=BORDER)
-            left = x
+            top, left = y + r * row_height, x
             cells = row[::-1] if self.language in RTL else row
             for w, cell in zip(cols, cells, strict=True):
-                draw.line([left, top, left, top + row_height], fill=BORDER)
                 if cell:
-                    pad = (row_height - size) // 2 - size // 5
+                    ascent, descent = load_font(font_spec(self.language, r == 0), size).getmetrics()
+                    pad = (row_height - ascent - descent) // 2   # the line's full height, centred
                     xy = (left + w - 10, top + pad) if self.language in RTL else (left + 10, top + pad)
                     recs.append(self.line(cell, xy, size, bold=r == 0))
                 left += w
         # reading order: row by row, in the script's direction
         self.block("table", recs, rows=rows)
-        return y + len(rows) * row_height
+        return bottom
 
     def save(self, out: Path) -> dict:
         ink = Image.eval(self.image, lambda v: 255 - v).getbbox()  # text and borders

@@ -1,0 +1,273 @@
+"""09_documents_ocr: the generated documents match their ground truth; parsers and scorers behave."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image, ImageDraw
+from pydantic import BaseModel
+
+from cookbook import documents as D
+from cookbook import grounding
+
+ROOT = Path(__file__).resolve().parent.parent
+NAMES = [entry["image"].removesuffix(".png") for entry in D.index()]
+
+
+def _generator():
+    spec = importlib.util.spec_from_file_location("make_documents", ROOT / "scripts" / "make_documents.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+# ---------------------------------------------------------------- the documents themselves
+def test_the_set_covers_the_kinds_and_languages():
+    entries = D.index()
+    assert {e["kind"] for e in entries} >= {"receipt", "invoice", "table", "article"}
+    assert {e["language"] for e in entries} >= {"zh", "ja", "ko", "ar", "de", "fr", "en"}
+    assert {e["language"] for e in entries if e["kind"] == "article"} == {"en", "fr", "zh", "ja", "ko", "ar"}
+    total = sum(p.stat().st_size for p in D.DOCUMENTS.iterdir())
+    assert total < 5_000_000
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_every_line_is_drawn_where_the_truth_says(name):
+    """Each line drawn again from its recorded font, size and anchor lands on the recorded box and
+    matches the committed pixels; no dark pixel lies outside the recorded lines."""
+    gen = _generator()
+    image, truth = D.document(name)
+    page = np.asarray(image.convert("L"), dtype=np.int16)
+    covered = np.zeros(page.shape, dtype=bool)
+    for line in truth["lines"]:
+        font = gen.load_font(line["font"], line["size"])
+        mask = Image.new("L", image.size, 0)
+        ImageDraw.Draw(mask).text(tuple(line["xy"]), line["text"], fill=255, font=font,
+                                  direction="rtl" if line["rtl"] else "ltr", language=line["language"],
+                                  anchor="ra" if line["rtl"] else "la")
+        assert list(mask.getbbox()) == line["box"], line["text"]
+        x1, y1, x2, y2 = line["box"]
+        ink = np.asarray(mask, dtype=np.int16)[y1:y2, x1:x2]
+        crop = page[y1:y2, x1:x2]
+        # at least as dark as this line's ink everywhere (borders may darken it more), black where solid
+        assert (crop <= 255 - ink + 1).all() and (crop[ink == 255] == 0).all(), f"pixels differ for {line['text']!r}"
+        covered[y1:y2, x1:x2] = True
+    assert not ((page < 128) & ~covered).any(), "ink outside every recorded line"
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_blocks_and_fields_agree_with_the_lines(name):
+    _, truth = D.document(name)
+    texts = [ln["text"] for ln in truth["lines"]]
+    for block in truth["blocks"]:
+        inside = [ln for ln in truth["lines"] if all(
+            block["box"][i] <= ln["box"][i] for i in (0, 1)) and all(ln["box"][i] <= block["box"][i] for i in (2, 3))]
+        assert inside, block
+        if block["type"] == "table":
+            cells = [c for row in block["rows"] for c in row if c]
+            assert all(c in texts for c in cells)
+    for value in truth.get("fields", {}).values():
+        assert any(value in t for t in texts), f"field value {value!r} is not on the page"
+
+
+def test_the_generator_reproduces_the_committed_pages(tmp_path):
+    _generator().make(tmp_path, pdf=False)
+    for name in NAMES:
+        assert json.loads((tmp_path / f"{name}.json").read_text()) == json.loads((D.DOCUMENTS / f"{name}.json").read_text())
+        fresh = np.asarray(Image.open(tmp_path / f"{name}.png"))
+        committed = np.asarray(Image.open(D.DOCUMENTS / f"{name}.png"))
+        assert fresh.shape == committed.shape and (fresh == committed).all(), name
+
+
+def test_pdf_pages_render_and_carry_the_text():
+    import pypdfium2 as pdfium
+
+    truth = json.loads((D.DOCUMENTS / "report.json").read_text(encoding="utf-8"))
+    pages = D.pdf_pages(D.DOCUMENTS / "report.pdf", dpi=72)
+    assert len(pages) == len(truth["pages"]) == 3
+    assert all(abs(p.size[0] - 420) <= 1 and abs(p.size[1] - 595) <= 1 for p in pages)   # A5 at 72 dpi
+    assert all(np.asarray(p.convert("L")).min() < 100 for p in pages)  # something is printed
+    assert abs(D.pdf_pages(D.DOCUMENTS / "report.pdf", dpi=144)[0].size[0] - 840) <= 1
+    pdf = pdfium.PdfDocument(str(D.DOCUMENTS / "report.pdf"))
+    for page, expected in zip(pdf, truth["pages"], strict=True):
+        text = page.get_textpage().get_text_range()
+        assert " ".join(text.split()) == " ".join(" ".join(expected["lines"]).split())
+    pdf.close()
+
+
+def test_page_image_keeps_the_page_within_the_token_range():
+    small = Image.new("RGB", (300, 200), "white")
+    big = Image.new("RGB", (4000, 3000), "white")
+    for img in (small, big):
+        page = D.page_image(img)
+        w, h = page.size
+        assert w % 32 == 0 and h % 32 == 0
+        assert 512 <= w * h // 1024 <= 2048
+    assert D.page_image(big, max_tokens=256).size[0] * D.page_image(big, max_tokens=256).size[1] <= 256 * 1024
+    img, _ = D.document("receipt_de")               # 206 tokens as drawn: scaled up to 512 or more
+    page = D.page_image(img)
+    assert 512 <= page.size[0] * page.size[1] // 1024 <= 600
+    assert abs(page.size[0] / page.size[1] - img.size[0] / img.size[1]) < 0.05
+
+
+# ---------------------------------------------------------------- parsers
+HTML = """```html
+<html><body>
+<h1 data-bbox="100 50 900 120">Title</h1>
+<p data-bbox="100 150 500 400">First <b>bold</b> paragraph</p>
+<p data-bbox="bad box">skipped</p>
+<table data-bbox="100 500 900 900"><tr><th>a</th><th>b</th></tr><tr><td>1</td><td>2</td></tr></table>
+<div class="image" data-bbox="600 150 550 300"></div>
+</body></html>
+```"""
+
+
+def test_parse_html_turns_boxes_into_pixels():
+    els = D.parse_html(HTML, 2000, 1000)
+    assert [e["label"] for e in els] == ["h1", "p", "table", "div"]
+    assert els[0]["box"] == [200.0, 50.0, 1800.0, 120.0]
+    assert els[1]["text"] == "First bold paragraph"
+    assert D.table_rows(els[2]["html"]) == [["a", "b"], ["1", "2"]]
+    assert els[3]["class"] == "image" and els[3]["box"] == [1100.0, 150.0, 1200.0, 300.0]  # corners put in order
+    assert D.parse_html("no html at all", 10, 10) == []
+
+
+MARKDOWN = """# Report
+
+Some text here.
+
+<!-- Image (0, 0, 500, 250) -->
+
+<!-- Table (100, 300, 900, 600) -->
+\\begin{tabular}{|l|l|}
+\\hline
+Name & Price \\\\ \\hline
+Tea \\& cake & 3 \\\\ \\hline
+\\end{tabular}
+
+The end."""
+
+
+def test_parse_markdown_keeps_table_and_image_boxes():
+    blocks = D.parse_markdown(MARKDOWN, 1000, 2000)
+    assert [b["label"] for b in blocks] == ["title", "text", "image", "table", "text"]
+    assert blocks[0]["text"] == "Report"
+    assert blocks[2]["box"] == [0.0, 0.0, 500.0, 500.0]
+    assert blocks[3]["box"] == [100.0, 600.0, 900.0, 1200.0]
+    assert D.table_rows(blocks[3]["text"]) == [["Name", "Price"], ["Tea & cake", "3"]]
+
+
+def test_table_rows_reads_html_latex_and_pipes():
+    assert D.table_rows('<table><tr><td colspan="2">x</td></tr><tr><td>1</td><td>2</td></tr></table>') == [["x", ""], ["1", "2"]]
+    assert D.table_rows("| a | b |\n|---|:-:|\n| 1 | 2 |") == [["a", "b"], ["1", "2"]]
+    assert D.table_rows(r"\begin{tabular}{cc}\multicolumn{2}{c}{T} \\ 1 & 2 \\ \end{tabular}") == [["T"], ["1", "2"]]
+    frame = D.to_dataframe([["city", "sales"], ["Tokyo", "405"], ["Osaka"]])
+    assert list(frame.columns) == ["city", "sales"] and frame.shape == (2, 2) and frame.iloc[1, 1] == ""
+
+
+class Receipt(BaseModel):
+    company: str
+    total: str
+
+
+def test_parse_fields_validates_and_explains():
+    assert D.parse_fields('```json\n{"company": "A", "total": "1.00"}\n```', Receipt) == Receipt(company="A", total="1.00")
+    with pytest.raises(D.FieldsError, match="not valid JSON"):
+        D.parse_fields('{"company": "A", "total": }', Receipt)
+    with pytest.raises(D.FieldsError, match=r"Receipt: total: Field required"):
+        D.parse_fields('{"company": "A"}', Receipt)          # nothing is filled in
+    with pytest.raises(D.FieldsError, match="total: Input should be a valid string"):
+        D.parse_fields('{"company": "A", "total": [1]}', Receipt)
+
+
+# ---------------------------------------------------------------- scorers, by hand
+def test_text_scores_by_hand():
+    assert D.edit_distance("sitting", "kitten") == pytest.approx(3 / 7)
+    assert D.cer("sitting", "kitten") == pytest.approx(3 / 6)
+    assert D.edit_distance("a  b\nc", "a b c") == 0.0                   # whitespace normalised
+    assert D.edit_distance("你 好", "你好", "zh") == 0.0
+    assert D.bag_f1("the cat sat", "the cat the mat") == pytest.approx(4 / 7)
+    assert D.bag_f1("mat the cat the", "the cat the mat") == 1.0         # order does not count
+    assert D.bag_f1("你好世界", "你好", "zh") == pytest.approx(2 / 3)      # characters for Chinese
+    assert D.bag_f1("ab", "a b", "ko") == 1.0 and D.bag_f1("ab", "a b", "en") == 0.0
+    assert D.bag_f1("", "") == 1.0 and D.bag_f1("", "x") == 0.0
+
+
+def test_field_f1_by_hand():
+    assert D.field_f1({"a": "1", "b": "2", "c": ""}, {"a": "1", "b": "3", "d": "4"}) == pytest.approx(1 / 2.5)
+    assert D.field_f1({"total": "２３.５０"}, {"total": "23.50"}) == 1.0   # full-width digits folded
+    assert D.field_f1({}, {"a": "1"}) == 0.0
+
+
+def test_teds_by_hand():
+    truth = "<table><tr><td>a</td><td>b</td></tr><tr><td>c</td><td>d</td></tr></table>"   # 7 nodes
+    assert D.teds(truth, truth) == 1.0
+    assert D.teds(truth.replace(">b<", ">x<"), truth) == pytest.approx(1 - 1 / 7)
+    assert D.teds("<table><tr><td>a</td><td>b</td></tr></table>", truth) == pytest.approx(1 - 3 / 7)
+    assert D.teds(truth.replace(">b<", ">x<"), truth, structure_only=True) == 1.0
+    assert D.teds(truth.replace("<td>a</td>", "<th>a</th>"), truth) == 1.0    # th counts as a cell
+    assert D.teds("no table", truth) == 0.0
+
+
+# ---------------------------------------------------------------- the ground truth in the model's formats
+@pytest.mark.parametrize("name", NAMES)
+def test_reference_answers_score_perfectly(name):
+    image, truth = D.document(name)
+    w, h, lang = *image.size, truth["language"]
+    text = D.reference(truth, "read")
+    assert (D.edit_distance(text, D.full_text(truth), lang), D.bag_f1(text, D.full_text(truth), lang)) == (0.0, 1.0)
+    spotted = grounding.parse(D.reference(truth, "spot"), w, h)
+    assert [s["text_content"] for s in spotted] == [ln["text"] for ln in truth["lines"]]
+    assert max(abs(a - b) for s, ln in zip(spotted, truth["lines"], strict=True) for a, b in zip(s["box"], ln["box"])) <= 1
+    elements = D.parse_html(D.reference(truth, "html"), w, h)
+    assert len(elements) == len(truth["blocks"])
+    for element, block in zip(elements, truth["blocks"], strict=True):
+        assert max(abs(a - b) for a, b in zip(element["box"], block["box"])) <= 1
+        if block["type"] == "table":
+            assert D.teds(element["html"], D.table_html(block["rows"])) == 1.0
+        else:
+            assert element["text"] == block["text"]
+    tables = [b for b in D.parse_markdown(D.reference(truth, "markdown"), w, h) if b["label"] == "table"]
+    for parsed, block in zip(tables, [b for b in truth["blocks"] if b["type"] == "table"], strict=True):
+        assert D.table_rows(parsed["text"]) == block["rows"]
+    if "fields" in truth:
+        assert D.field_f1(json.loads(D.reference(truth, "fields").strip("`\n").removeprefix("json")), truth["fields"]) == 1.0
+
+
+# ---------------------------------------------------------------- with the tiny model
+@pytest.fixture(scope="module")
+def tiny():
+    import cookbook as cb
+
+    return cb.load("tiny")
+
+
+def test_extract_fields_asks_once_more_then_explains(tiny):
+    model, processor = tiny
+    calls = []
+    generate = model.generate
+
+    def counted(*args, **kwargs):
+        calls.append(kwargs.get("input_ids", args[0] if args else None).shape[1])
+        return generate(*args, **kwargs)
+
+    model.generate = counted
+    try:
+        image, _ = D.document("receipt_de")
+        with pytest.raises(D.FieldsError, match="after one repair attempt") as err:
+            D.extract_fields(model, processor, D.page_image(image, 64, 256), Receipt, max_new_tokens=8)
+    finally:
+        model.generate = generate
+    assert len(calls) == 2 and calls[1] > calls[0]     # the repair request carries the first answer
+    assert "first answer" in str(err.value) and "repair answer" in str(err.value)
+
+
+def test_read_pages_gives_one_reply_per_page(tiny):
+    model, processor = tiny
+    pages = [D.page_image(p, 64, 128) for p in D.pdf_pages(D.DOCUMENTS / "report.pdf", dpi=36)]
+    replies = D.read_pages(model, processor, pages, D.PROMPTS["read"], max_new_tokens=4)
+    assert len(replies) == 3 and all(0 < r.new_tokens <= 4 for r in replies)
