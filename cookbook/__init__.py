@@ -11,9 +11,10 @@ from typing import Any
 
 from cookbook.assets import asset
 from cookbook.chat import Reply, chat, inputs, stream
-from cookbook.hardware import GPU, Hardware, doctor, hardware
+from cookbook.doctor import doctor
+from cookbook.hardware import GPU, Hardware, hardware
 from cookbook.lineup import recommend_model
-from cookbook.models import load
+from cookbook.loading import load
 from cookbook.generation import PRESETS
 from cookbook.settings import budget, settings
 

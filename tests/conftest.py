@@ -8,7 +8,7 @@ import pytest
 @pytest.fixture(scope="session")
 def tiny():
     """(model, processor) of the tiny Instruct checkpoint."""
-    from cookbook.models import load
+    from cookbook.loading import load
 
     return load("tiny")
 
@@ -16,7 +16,7 @@ def tiny():
 @pytest.fixture(scope="session")
 def tiny_thinking():
     """(model, processor) of the tiny Thinking checkpoint."""
-    from cookbook.models import load
+    from cookbook.loading import load
 
     return load("tiny-thinking")
 
