@@ -70,7 +70,8 @@ def _decode_video(part: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]
         metadata = {"fps": float(part["fps"]), "frames_indices": list(range(len(src))),
                     "total_num_frames": len(src)}
     else:
-        frames, metadata = video.load(src, fps=part.get("fps", 2.0), max_frames=part.get("max_frames"))
+        limits = {"max_frames": part["max_frames"]} if part.get("max_frames") else {}
+        frames, metadata = video.read_video(src, fps=part.get("fps", 2.0), **limits)
     return {"type": "video", "video": frames}, metadata
 
 
@@ -106,9 +107,8 @@ def inputs(processor: Any, messages: Any, device: Any = None, **kwargs: Any) -> 
     conversations = [c for c, _ in decoded]
     video_metadata = [m for _, metas in decoded for m in metas]
     options: dict[str, Any] = {}
-    if batch:
-        processor.tokenizer.padding_side = "left"  # generation continues from the right end
-        options["padding"] = True
+    if batch:  # left padding: generation continues from each row's right end (the tokenizer is not changed)
+        options.update(padding=True, padding_side="left")
     if video_metadata:
         options.update(video_metadata=video_metadata, do_sample_frames=False)
         if hasattr(processor.video_processor, "cap_pixels_per_frame"):
@@ -134,8 +134,6 @@ def _max_context(model: Any) -> int | None:
 
 def _generate_kwargs(model: Any, processor: Any, encoded: Any, preset: str | Preset | None,
                      overrides: dict[str, Any]) -> dict[str, Any]:
-    from cookbook.settings import budget, settings
-
     chosen = get_preset(preset or default_preset(is_thinking(processor)))
     prompt_length = encoded["input_ids"].shape[1]
     limit = _max_context(model)
@@ -144,8 +142,6 @@ def _generate_kwargs(model: Any, processor: Any, encoded: Any, preset: str | Pre
             f"the prompt is {prompt_length} tokens, the model's context is {limit}: lower the image "
             "budget (cb.messages.image(..., max_tokens=...)) or send fewer frames."
         )
-    if "max_new_tokens" not in overrides and settings().smoke:
-        overrides = {**overrides, "max_new_tokens": min(chosen.max_new_tokens, budget().max_new_tokens)}
     kwargs = generation_kwargs(chosen, prompt_length=prompt_length, **overrides)
     tok = processor.tokenizer
     kwargs.setdefault("pad_token_id", tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id)
@@ -212,8 +208,7 @@ def chat(model: Any, processor: Any, messages: Any, preset: str | Preset | None 
 
     ``preset`` names a row of ``cb.PRESETS`` (default: the model card's vision setting for this
     flavour); keyword overrides (``temperature=0.2``, ``do_sample=False``, ``max_new_tokens=64``)
-    win. ``stream=True`` prints the text as it arrives. In a smoke run generation is capped at
-    ``cb.budget().max_new_tokens`` unless ``max_new_tokens`` is given.
+    win. ``stream=True`` prints the text as it arrives. Reads no environment: pass ``max_new_tokens``.
     """
     import torch
 

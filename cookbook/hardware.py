@@ -1,4 +1,4 @@
-"""What this machine can run: devices, GPUs, memory, disk, optional accelerators (00_setup)."""
+"""What this machine can run: devices, GPUs, memory, optional accelerators; probes only (00_setup)."""
 
 from __future__ import annotations
 
@@ -7,10 +7,7 @@ import importlib.metadata
 import importlib.util
 import os
 import re
-import shutil
-import sys
 from dataclasses import dataclass, field
-from pathlib import Path
 
 MIN_TRANSFORMERS = (4, 57)  # first release with Qwen3-VL
 TESTED_TRANSFORMERS = (5, 16)  # the cookbook's own floor (pyproject.toml): what vLLM 0.33 installs and newer
@@ -37,7 +34,6 @@ class Hardware:
     device: str = "cpu"
     gpus: tuple[GPU, ...] = ()
     ram_gb: float = 0.0
-    disk_free_gb: float = 0.0
     flash_attn: bool = False
     vllm: bool = False
     versions: dict[str, str] = field(default_factory=dict, compare=False)
@@ -76,7 +72,7 @@ class Hardware:
             lines.append("gpu: none")
         lines += [
             f"bf16: {'yes' if self.bf16 else 'no'}   fp8: {'yes' if self.fp8 else 'no'}",
-            f"RAM: {self.ram_gb:.1f} GB   free disk: {self.disk_free_gb:.1f} GB",
+            f"RAM: {self.ram_gb:.1f} GB",
             f"flash-attn: {'importable' if self.flash_attn else 'not installed'}   "
             f"vLLM: {'importable' if self.vllm else 'not installed'}",
         ]
@@ -85,14 +81,6 @@ class Hardware:
 
     def _repr_pretty_(self, printer, cycle) -> None:
         printer.text(str(self))
-
-
-def hf_cache_dir() -> Path:
-    """Where downloaded weights go (HF_HUB_CACHE, HF_HOME/hub, or ~/.cache/huggingface/hub)."""
-    if os.environ.get("HF_HUB_CACHE"):
-        return Path(os.environ["HF_HUB_CACHE"])
-    home = os.environ.get("HF_HOME") or os.path.join(os.path.expanduser("~"), ".cache", "huggingface")
-    return Path(home) / "hub"
 
 
 def version(package: str) -> str | None:
@@ -110,15 +98,9 @@ def _ram_gb() -> float:
         return 0.0
 
 
-def _disk_free_gb(path: Path) -> float:
-    while not path.exists() and path != path.parent:
-        path = path.parent
-    return shutil.disk_usage(path).free / 1e9
-
-
 @functools.lru_cache(maxsize=1)
 def hardware() -> Hardware:
-    """Probe this machine once: CUDA/MPS/CPU, each GPU's memory and capability, RAM, disk, extras."""
+    """Probe this machine once: CUDA/MPS/CPU, each GPU's memory and capability, RAM, extras (00)."""
     import torch
 
     gpus: tuple[GPU, ...] = ()
@@ -144,46 +126,10 @@ def hardware() -> Hardware:
         device=device,
         gpus=gpus,
         ram_gb=_ram_gb(),
-        disk_free_gb=_disk_free_gb(hf_cache_dir()),
         flash_attn=importlib.util.find_spec("flash_attn") is not None,
         vllm=importlib.util.find_spec("vllm") is not None,
         versions=versions,
     )
-
-
-@dataclass(frozen=True)
-class Check:
-    """One line of the doctor's report: what was checked, whether it is fine, and the fix."""
-
-    name: str
-    ok: bool
-    detail: str
-    fix: str = ""
-    required: bool = True
-
-
-@dataclass(frozen=True)
-class Report:
-    """The doctor's findings; ``ok`` is True when nothing required is missing."""
-
-    checks: tuple[Check, ...]
-
-    @property
-    def ok(self) -> bool:
-        return all(c.ok for c in self.checks if c.required)
-
-    def __str__(self) -> str:
-        lines = []
-        for c in self.checks:
-            mark = "ok " if c.ok else ("!! " if c.required else "-- ")
-            lines.append(f"{mark} {c.name}: {c.detail}")
-            if not c.ok and c.fix:
-                lines.append(f"      fix: {c.fix}")
-        lines.append("\nAll required checks pass." if self.ok else "\nSome required checks fail: see the fixes above.")
-        return "\n".join(lines)
-
-    def _repr_pretty_(self, printer, cycle) -> None:
-        printer.text(str(self))
 
 
 def parse_version(v: str) -> tuple[int, ...]:
@@ -195,69 +141,3 @@ def parse_version(v: str) -> tuple[int, ...]:
         if not part.isdigit():
             break
     return tuple(out)
-
-
-def doctor(hw: Hardware | None = None, model: str | None = None) -> Report:
-    """Check the environment for running ``model`` (default: this run's) and say how to fix each problem."""
-    from cookbook.models import checkpoint
-
-    hw = hw or hardware()
-    checks = [
-        Check("python", sys.version_info >= (3, 10), sys.version.split()[0], "Use Python 3.10 or newer."),
-    ]
-    tf = version("transformers")
-    if tf and MIN_TRANSFORMERS <= parse_version(tf) < TESTED_TRANSFORMERS:
-        fix = "Qwen3-VL loads, but the cookbook needs transformers 5.16.1+: pip install -U 'transformers>=5.16.1'."
-    else:
-        fix = ("pip install -U 'transformers>=5.16.1' (releases before 4.57 say 'does not recognize this "
-               "architecture: qwen3_vl').")
-    checks.append(Check("transformers", bool(tf) and parse_version(tf) >= TESTED_TRANSFORMERS, tf or "not installed", fix))
-    tv = version("torchvision")
-    checks.append(Check(
-        "torchvision", tv is not None, tv or "not installed",
-        "pip install torchvision (matching your torch): the Qwen3-VL video processor needs it.",
-    ))
-    for pkg, why in (("qwen-vl-utils", "reads videos and image URLs the way the Qwen team does"),
-                     ("accelerate", "needed for device_map='auto'")):
-        v = version(pkg)
-        checks.append(Check(pkg, v is not None, v or "not installed", f"pip install {pkg} ({why})."))
-    if hw.cuda:
-        gpu_text = ", ".join(f"{g.name} {g.memory_gb:.0f} GB (cc {g.capability[0]}.{g.capability[1]})" for g in hw.gpus)
-        checks.append(Check("gpu", True, gpu_text))
-    else:
-        checks.append(Check(
-            "gpu", False, f"none ({hw.device})",
-            "Real checkpoints run on CPU only slowly (2B/4B, minutes per answer). Use a CUDA GPU, "
-            "or COOKBOOK_MODEL=tiny to run every notebook offline with a tiny random model.",
-            required=False,
-        ))
-    checks.append(Check(
-        "flash-attn", hw.flash_attn, "importable" if hw.flash_attn else "not installed (sdpa is used)",
-        "Optional, CUDA only: pip install flash-attn --no-build-isolation" if hw.cuda else
-        "Optional and CUDA-only; sdpa attention works everywhere.", required=False,
-    ))
-    checks.append(Check(
-        "vllm", hw.vllm, "importable" if hw.vllm else "not installed",
-        "Optional, for serving on a CUDA GPU: pip install -e '.[gpu]' (see 04_vllm_serving).",
-        required=False,
-    ))
-    name = model
-    if name is None:
-        from cookbook.settings import settings
-
-        name = settings().model
-    ck = checkpoint(name)
-    if ck is not None:
-        need = ck.disk_gb
-        checks.append(Check(
-            "disk", hw.disk_free_gb >= need * 1.1,
-            f"{hw.disk_free_gb:.0f} GB free in {hf_cache_dir()}; {ck.id} needs about {need:.0f} GB",
-            "Free disk space or point HF_HUB_CACHE (or MODELSCOPE_CACHE) at a larger disk.",
-        ))
-        room = hw.gpu_memory_gb if hw.cuda else hw.ram_gb
-        checks.append(Check(
-            "memory", room >= ck.min_memory_gb,
-            f"{room:.0f} GB {'GPU' if hw.cuda else 'RAM'}; {ck.id} needs at least {ck.min_memory_gb:.0f} GB",
-            "Pick a smaller or FP8 checkpoint: cb.recommend_model() names one that fits.",
-        ))
-    return Report(tuple(checks))

@@ -25,8 +25,7 @@ class InputError(ValueError):
 
 
 def _describe(src: Any) -> str:
-    text = src if isinstance(src, (str, Path)) else type(src).__name__
-    text = str(text)
+    text = str(src) if isinstance(src, (str, Path)) else f"({type(src).__module__.split('.')[0]} {type(src).__name__})"
     return text if len(text) < 80 else text[:60] + "..." + text[-12:]
 
 
@@ -72,6 +71,8 @@ def load_image(src: Any, timeout: float = URL_TIMEOUT_S) -> Any:
             arr = (np.clip(arr, 0, 1) * 255).round().astype(np.uint8)
         if arr.ndim not in (2, 3) or (arr.ndim == 3 and arr.shape[2] not in (1, 3, 4)):
             raise InputError(f"image array of shape {arr.shape}: expected HxW, HxWx3 or HxWx4.")
+        if 0 in arr.shape[:2]:
+            raise InputError(f"image array of shape {arr.shape}: it has no pixels (zero height or width).")
         img = Image.fromarray(arr.squeeze(-1) if arr.ndim == 3 and arr.shape[2] == 1 else arr)
     elif isinstance(src, (str, Path)):
         text = str(src)
@@ -94,6 +95,8 @@ def load_image(src: Any, timeout: float = URL_TIMEOUT_S) -> Any:
             f"image of type {type(src).__name__}: use a path, URL, data URL, base64 string, bytes, "
             "numpy array or PIL image."
         )
+    if img.width == 0 or img.height == 0:
+        raise InputError(f"image {_describe(src)}: it is {img.width}x{img.height} pixels; an image needs at least one pixel each way.")
     return img.convert("RGB") if img.mode != "RGB" else img
 
 
@@ -228,15 +231,20 @@ def to_data_url(src: Any, image_format: str = "PNG") -> str:
     return f"data:image/{image_format.lower()};base64,{base64.b64encode(buf.getvalue()).decode()}"
 
 
+def _source(part: dict[str, Any], kind: str) -> Any:
+    """The media of a part: under its type's key, or "url"/"path" (never truth-tested: arrays)."""
+    return next((part[k] for k in (kind, "url", "path") if part.get(k, None) is not None), None)
+
+
 def _openai_part(part: dict[str, Any]) -> dict[str, Any]:
     kind = part["type"]
     if kind == "text":
         return {"type": "text", "text": part["text"]}
     if kind == "image":
-        src = part.get("image") or part.get("url") or part.get("path")
+        src = _source(part, "image")
         url = src if isinstance(src, str) and src.startswith(("http://", "https://", "data:")) else to_data_url(src)
         return {"type": "image_url", "image_url": {"url": url}}
-    src = part.get("video") or part.get("url") or part.get("path")
+    src = _source(part, "video")
     if isinstance(src, (list, tuple)):
         raise InputError("video given as frames: OpenAI-style servers take a video file or URL; write the frames to a file first.")
     url = src if str(src).startswith(("http://", "https://", "data:")) else to_data_url(src)

@@ -9,6 +9,10 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
+from pathlib import Path
+
+from cookbook.hardware import hardware
+from cookbook.lineup import recommend_model
 
 TINY_NAMES = {"tiny": "instruct", "tiny-instruct": "instruct", "tiny-thinking": "thinking"}
 TRUE = {"1", "true", "yes", "on"}
@@ -96,10 +100,21 @@ def budget() -> Budget:
     return SMOKE_BUDGET if tiny_flavour(requested_model()) else REAL_BUDGET
 
 
+def hf_cache_dir() -> Path:
+    """Where downloaded weights go (HF_HUB_CACHE, HF_HOME/hub, or ~/.cache/huggingface/hub) (00)."""
+    if _env("HF_HUB_CACHE"):
+        return Path(_env("HF_HUB_CACHE")).expanduser()
+    home = _env("HF_HOME") or os.path.join(os.path.expanduser("~"), ".cache", "huggingface")
+    return Path(home).expanduser() / "hub"
+
+
+def cookbook_cache_dir() -> Path:
+    """Where the tiny checkpoints are built: COOKBOOK_CACHE or ~/.cache/qwen3-vl-cookbook."""
+    return Path(_env("COOKBOOK_CACHE") or Path.home() / ".cache" / "qwen3-vl-cookbook").expanduser()
+
+
 def settings() -> Settings:
     """What this run uses (model, device, hub, smoke mode); printed in every notebook's setup cell."""
-    from cookbook.hardware import hardware  # local: keeps import order simple
-
     requested = requested_model()
     flavour = tiny_flavour(requested)
     hub = (_env("COOKBOOK_HUB", "huggingface") or "huggingface").lower()
@@ -112,8 +127,6 @@ def settings() -> Settings:
     if flavour:
         model, thinking, device = f"tiny-{flavour}", flavour == "thinking", "cpu"
     elif requested == "auto":
-        from cookbook.models import recommend_model
-
         model = recommend_model().checkpoint.id
         thinking, device = "thinking" in model.lower(), hardware().device
     else:

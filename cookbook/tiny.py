@@ -279,9 +279,10 @@ CHAT_TEMPLATE: str = CHAT_TEMPLATES["instruct"]
 
 
 def default_root() -> Path:
-    """Where tiny checkpoints are cached: $COOKBOOK_CACHE or ~/.cache/qwen3-vl-cookbook."""
-    env = os.environ.get("COOKBOOK_CACHE")
-    return Path(env).expanduser() if env else Path.home() / ".cache" / "qwen3-vl-cookbook"
+    """Where tiny checkpoints are cached: $COOKBOOK_CACHE or ~/.cache/qwen3-vl-cookbook (read by settings)."""
+    from cookbook.settings import cookbook_cache_dir
+
+    return cookbook_cache_dir()
 
 
 def _recipe_hash(flavour: str) -> str:

@@ -4,6 +4,7 @@ import torch
 import cookbook as cb
 from cookbook.chat import is_thinking, split_thinking
 from cookbook.messages import InputError
+from cookbook.settings import SMOKE_BUDGET
 
 
 def test_split_thinking():
@@ -35,11 +36,29 @@ def test_chat_trims_the_prompt_and_counts_tokens(tiny, photo):
 
 
 @pytest.mark.filterwarnings("ignore:Unfeasible length constraints")
-def test_smoke_budget_caps_generation(tiny, photo, monkeypatch):
-    monkeypatch.setenv("COOKBOOK_MODEL", "tiny")
+def test_chat_reads_no_environment(tiny, photo, monkeypatch):
+    """The same call gives the same reply in a smoke run and a real run: no hidden cap."""
     model, processor = tiny
-    reply = cb.chat(model, processor, [cb.messages.user(photo, "Hi")], seed=0, min_new_tokens=100)
-    assert reply.new_tokens == cb.budget().max_new_tokens
+    conv = [cb.messages.user(photo, "Hi")]
+    replies = []
+    for value in ("tiny", "Qwen/Qwen3-VL-8B-Instruct"):
+        monkeypatch.setenv("COOKBOOK_MODEL", value)
+        replies.append(cb.chat(model, processor, conv, seed=0, min_new_tokens=24, max_new_tokens=24))
+        pieces = list(cb.stream(model, processor, conv, seed=0, min_new_tokens=24, max_new_tokens=24))
+        assert "".join(pieces).strip() == replies[-1].text.strip()
+    assert replies[0].text == replies[1].text
+    assert replies[0].new_tokens == 24 > SMOKE_BUDGET.max_new_tokens  # the smoke budget did not cap it
+
+
+def test_the_chat_module_reads_no_settings():
+    import ast
+    import importlib
+    from pathlib import Path
+
+    source = Path(importlib.import_module("cookbook.chat").__file__).read_text()
+    names = {n.id for n in ast.walk(ast.parse(source)) if isinstance(n, ast.Name)}
+    modules = {n.module for n in ast.walk(ast.parse(source)) if isinstance(n, ast.ImportFrom)}
+    assert not names & {"settings", "budget", "environ"} and "cookbook.settings" not in modules
 
 
 def test_seed_makes_sampling_repeatable(tiny, photo):
@@ -54,8 +73,16 @@ def test_batch_is_left_padded_and_matches_single_runs(tiny, photo):
     model, processor = tiny
     convs = [[cb.messages.user(photo, "Describe.")],
              [cb.messages.user(photo.resize((96, 64)), "What colour is the square in this picture?")]]
-    replies = cb.chat(model, processor, convs, do_sample=False, max_new_tokens=5)
-    assert processor.tokenizer.padding_side == "left" and len(replies) == 2
+    snapshot = repr(convs)
+    processor.tokenizer.padding_side = "right"  # as a tokenizer for training would have it
+    try:
+        enc = cb.inputs(processor, convs)
+        replies = cb.chat(model, processor, convs, do_sample=False, max_new_tokens=5)
+        assert processor.tokenizer.padding_side == "right"  # left as it was given
+    finally:
+        processor.tokenizer.padding_side = "left"
+    assert repr(convs) == snapshot and len(replies) == 2  # the conversations are unchanged too
+    assert enc["attention_mask"][:, -1].tolist() == [1, 1]  # padded on the left: every row ends in a token
     singles = [cb.chat(model, processor, c, do_sample=False, max_new_tokens=5) for c in convs]
     assert [r.prompt_tokens for r in replies] == [s.prompt_tokens for s in singles]
     # greedy decoding is the same with and without padding (float32 on CPU)
@@ -108,16 +135,33 @@ def test_prompt_longer_than_the_context_is_refused(tiny, photo, monkeypatch):
         cb.chat(model, processor, [cb.messages.user(photo, "Hi")], max_new_tokens=2)
 
 
+def _write_clip(path, frames, fps, size):
+    """A real H.264 file encoded with PyAV: a bright square moving across a dark frame."""
+    import av
+    import numpy as np
+
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx264", rate=fps)
+        stream.width, stream.height, stream.pix_fmt = size[0], size[1], "yuv420p"
+        for i in range(frames):
+            arr = np.full((size[1], size[0], 3), 30, dtype=np.uint8)
+            x = i * (size[0] - 16) // max(frames - 1, 1)
+            arr[40:56, x:x + 16] = 230
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(arr, format="rgb24")))
+        container.mux(stream.encode())
+    return path
+
+
 def test_video_file_gets_frames_and_true_timestamps(tiny, tmp_path):
     import re
 
     model, processor = tiny
-    clip = cb.video.write_demo_video(tmp_path / "clip.mp4", seconds=4, fps=10, size=(128, 96))
+    clip = _write_clip(tmp_path / "clip.mp4", frames=40, fps=10, size=(128, 96))
     enc = cb.inputs(processor, [cb.messages.user(cb.messages.video(clip, fps=2), "What moves?")])
     text = processor.decode(enc["input_ids"][0])
     stamps = [float(t) for t in re.findall(r"<(\d+\.\d) seconds>", text)]
     # 4 s at 2 fps: 8 frames from 40 (qwen-vl-utils' rule), paired: each stamp is the mean time of 2
-    _, meta = cb.video.load(clip, fps=2)
+    _, meta = cb.video.read_video(clip, fps=2)
     idx = meta["frames_indices"]
     expected = [round((idx[i] + idx[i + 1]) / 2 / 10, 1) for i in range(0, len(idx), 2)]
     assert len(idx) == 8 and stamps == pytest.approx(expected, abs=0.051)

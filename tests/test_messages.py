@@ -143,3 +143,14 @@ def test_to_openai_keeps_urls():
     conv = [{"role": "user", "content": [{"type": "image", "image": "https://example.com/cat.jpg"},
                                          {"type": "text", "text": "And this?"}]}]
     assert m.to_openai(conv)[0]["content"][0] == {"type": "image_url", "image_url": {"url": "https://example.com/cat.jpg"}}
+
+
+@pytest.mark.parametrize("src", [np.zeros((0, 0, 3), dtype=np.uint8), np.zeros((0, 7)), Image.new("RGB", (0, 0)),
+                                 Image.new("L", (9, 0))], ids=["array 0x0", "array 0x7", "PIL 0x0", "PIL 9x0"])
+def test_a_zero_size_image_is_named(src):
+    """A picture with no pixels fails where it is given, with its size, in every entry point."""
+    for make in (m.load_image, m.image, lambda s: m.user(s, "What is this?")):
+        with pytest.raises(InputError, match=r"no pixels|0 pixels|x0 pixels"):
+            make(src)
+    with pytest.raises(InputError):
+        m.to_openai([{"role": "user", "content": [{"type": "image", "image": src}]}])
