@@ -250,6 +250,10 @@ def probe(path: str | Path) -> dict[str, Any]:
             stream = container.streams.video[0]
             fps = float(stream.average_rate or stream.guessed_rate or 0)
             frames = stream.frames or sum(1 for p in container.demux(stream) if p.size)
+            promised = (container.duration or 0) / 1_000_000 * fps  # what the header says, in frames
+            if frames < promised - 2:
+                raise VideoError(f"{path}: {frames} frames where the header promises {promised:.0f}; the file "
+                                 "is truncated. Re-download it, or re-encode what is left: ffmpeg -i in out.mp4")
             info = {"path": str(path), "fps": fps, "frames": int(frames), "duration": frames / fps if fps else 0.0,
                     "width": stream.codec_context.width, "height": stream.codec_context.height,
                     "codec": stream.codec_context.name}
@@ -524,28 +528,25 @@ def merge_events(per_chunk: Sequence[Sequence[dict[str, Any]]], min_iou: float =
 # ---------------------------------------------------------------------------------------------
 
 _CHILD = """
-import json, resource, sys, time
+import json, sys, time
 path, backend, fps, out = sys.argv[1], sys.argv[2], float(sys.argv[3]), sys.argv[4]
-def rss_mb():
-    for line in open('/proc/self/status'):
-        if line.startswith('VmRSS'):
-            return int(line.split()[1]) / 1024
+def status_mb(key):
+    return [int(l.split()[1]) / 1024 for l in open('/proc/self/status') if l.startswith(key)][0]
 if backend == 'cookbook':
-    from cookbook.video import read_video
     import av, numpy as np
-    base = rss_mb(); t0 = time.perf_counter()
+    from cookbook.video import read_video
+    base = status_mb('VmRSS'); t0 = time.perf_counter()
     frames, meta = read_video(path, fps)
+    seconds, peak = time.perf_counter() - t0, status_mb('VmHWM')
 else:
     import os; os.environ['FORCE_QWENVL_VIDEO_READER'] = backend
     import numpy as np, torch, torchvision
     from qwen_vl_utils import vision_process as vp
     import %s
-    base = rss_mb(); t0 = time.perf_counter()
+    base = status_mb('VmRSS'); t0 = time.perf_counter()
     video, meta = vp.fetch_video({'video': path, 'fps': fps}, image_patch_size=16, return_video_metadata=True)
-    seconds = time.perf_counter() - t0
+    seconds, peak = time.perf_counter() - t0, status_mb('VmHWM')
     frames = video.round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).numpy()
-seconds = locals().get('seconds') or time.perf_counter() - t0
-peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 if out != '-':
     np.save(out, frames)
 print(json.dumps({'reader': backend, 'seconds': seconds, 'peak_mb': peak, 'imports_mb': base,
@@ -557,7 +558,7 @@ def bench_reader(path: str | Path, backend: str = "cookbook", fps: float = 2.0, 
                  timeout: float = 600) -> dict[str, Any]:
     """Time one reader in a fresh process (07): ``cookbook`` (``read_video``) or qwen-vl-utils'
     ``fetch_video`` with ``torchcodec`` / ``decord``. Wall time of the read+resize, peak RSS (MB)
-    and RSS after imports; with ``save`` the frames as .npy (uint8 T, H, W, 3)."""
+    (VmHWM) and RSS after imports; with ``save`` the frames as .npy (uint8 T, H, W, 3)."""
     import subprocess
     import sys
 
