@@ -63,7 +63,6 @@ def _json_part(text: str) -> str:
     return body[first.start():] if first else ""
 
 
-# saved in cookbook/grounding.py
 def parse(text: str, width: int, height: int, scale: int = SCALE) -> list[dict]:
     """Items from the model's JSON answer, ``bbox_2d``/``point_2d`` turned into pixels of a
     ``width`` x ``height`` image as ``box`` [x1, y1, x2, y2] / ``point`` [x, y]; other keys are kept.
@@ -155,7 +154,6 @@ def _font() -> str | None:
     return None
 
 
-# saved in cookbook/grounding.py
 def draw(image: Any, items: list[dict], intrinsics: dict | None = None, labels: bool = True) -> Any:
     """A copy of ``image`` (PIL) with each item's ``box``, ``point`` and label drawn with supervision;
     ``bbox_3d`` items too when camera ``intrinsics`` (fx, fy, cx, cy) are given (08, 09)."""
@@ -209,7 +207,6 @@ def draw(image: Any, items: list[dict], intrinsics: dict | None = None, labels: 
 BOX3D_EDGES = [(0, 1), (2, 3), (4, 5), (6, 7), (0, 2), (1, 3), (4, 6), (5, 7), (0, 4), (1, 5), (2, 6), (3, 7)]
 
 
-# saved in cookbook/grounding.py
 def camera(width: int, height: int, fov: float = 60.0) -> dict:
     """Pinhole intrinsics fx, fy, cx, cy for an image with no calibration, as the 3D-grounding
     cookbook assumes: a ``fov``-degree view across the width and, separately, across the height (08)."""
@@ -218,7 +215,6 @@ def camera(width: int, height: int, fov: float = 60.0) -> dict:
     return {"fx": fx, "fy": fy, "cx": width / 2, "cy": height / 2}
 
 
-# saved in cookbook/grounding.py
 def box3d_corners(bbox_3d: list[float]) -> Any:
     """The 8 corners (8x3 array, metres, camera frame: x right, y down, z forward) of a ``bbox_3d``
     [x, y, z, x_size, y_size, z_size, a, b, c]. As in the official drawing code, the angles are in
@@ -236,7 +232,6 @@ def box3d_corners(bbox_3d: list[float]) -> Any:
     return local @ (rz @ ry @ rx).T + [x, y, z]
 
 
-# saved in cookbook/grounding.py
 def project(points: Any, intrinsics: dict) -> Any:
     """Pixel positions (Nx2) of camera-frame points (Nx3) through pinhole ``intrinsics``
     (u = fx * X / Z + cx, v = fy * Y / Z + cy); None when a point is not in front of the camera (08)."""
@@ -249,7 +244,6 @@ def project(points: Any, intrinsics: dict) -> Any:
                      intrinsics["fy"] * pts[:, 1] / pts[:, 2] + intrinsics["cy"]], axis=1)
 
 
-# saved in cookbook/grounding.py
 def iou(a: list[float], b: list[float]) -> float:
     """Intersection over union of two boxes [x1, y1, x2, y2] (any unit, same for both) (08)."""
     w = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
@@ -258,7 +252,6 @@ def iou(a: list[float], b: list[float]) -> float:
     return w * h / union if union > 0 else 0.0
 
 
-# saved in cookbook/grounding.py
 def match(pred: list[dict], truth: list[dict], threshold: float = 0.5) -> list[tuple[int, int, float]]:
     """One-to-one pairs (pred index, truth index, IoU) of boxes with the same label, chosen by the
     Hungarian method (scipy) to maximise total IoU; pairs under ``threshold`` are dropped (08)."""
@@ -273,7 +266,6 @@ def match(pred: list[dict], truth: list[dict], threshold: float = 0.5) -> list[t
     return [(int(r), int(c), float(scores[r, c])) for r, c in zip(rows, cols, strict=True) if scores[r, c] >= threshold]
 
 
-# saved in cookbook/grounding.py
 def detection_scores(pred: list[dict], truth: list[dict], threshold: float = 0.5) -> dict:
     """Precision, recall and F1 of predicted boxes against the truth, each box matched at most once (08)."""
     pred = [p for p in pred if "box" in p]
@@ -285,7 +277,6 @@ def detection_scores(pred: list[dict], truth: list[dict], threshold: float = 0.5
             "precision": precision, "recall": recall, "f1": f1}
 
 
-# saved in cookbook/grounding.py
 def coco_map(preds: list[list[dict]], truths: list[list[dict]]) -> dict:
     """COCO box mAP (IoU 0.50:0.95), AP50 and AP75 with pycocotools, one list of items per image.
     Every predicted box is scored 1.0, as Qwen's ODinW evaluation does: the model gives no confidence (08)."""
@@ -321,7 +312,6 @@ def coco_map(preds: list[list[dict]], truths: list[list[dict]]) -> dict:
             "AP75": max(0.0, float(evaluation.stats[2]))}
 
 
-# saved in cookbook/grounding.py
 def refcoco_accuracy(pred_boxes: list[list[float] | None], truth_boxes: list[list[float]], threshold: float = 0.5) -> float:
     """RefCOCO-style accuracy: the share of referring expressions whose one predicted box has
     IoU >= ``threshold`` with the truth; no box (None) counts as a miss (08)."""
@@ -329,14 +319,12 @@ def refcoco_accuracy(pred_boxes: list[list[float] | None], truth_boxes: list[lis
     return sum(hits) / len(hits) if hits else 0.0
 
 
-# saved in cookbook/grounding.py
 def count_accuracy(pred_counts: list[int | None], truth_counts: list[int]) -> float:
     """The share of counting questions answered with exactly the true number (None = no number) (08)."""
     hits = [p == t for p, t in zip(pred_counts, truth_counts, strict=True)]
     return sum(hits) / len(hits) if hits else 0.0
 
 
-# saved in cookbook/grounding.py
 def point_in_box_accuracy(points: list[list[float] | None], boxes: list[list[float]]) -> float:
     """The share of predicted points (pixels) inside their target box, as ScreenSpot and pointing
     benchmarks score a click; no point (None) counts as a miss (08)."""
