@@ -143,6 +143,8 @@ async def render(browser: Any, html: str, *, width: int = WIDTH, height: int = H
             png = await page.screenshot(full_page=True, animations="disabled", timeout=timeout_s * 1000,
                                         clip={"x": 0, "y": 0, "width": width, "height": shot_height})
             blocks = await read_blocks(page, width, shot_height)
+    except TimeoutError as err:
+        raise TimeoutError(f"the page took longer than {timeout_s} s to render") from err
     finally:
         refused = tuple(chromium.blocked(page))
         closing = asyncio.ensure_future(page.context.close())  # a page still busy closes in the background
@@ -235,7 +237,7 @@ def visual_score(target: Render, candidate: Render) -> Score:
     color = np.clip(1 - deltaE_ciede2000(labs[0], labs[1])[0] / 100, 0, 1)
     used_t, used_c = {i for i, _, _ in pairs}, {j for _, j, _ in pairs}
     return Score(
-        block=float(matched / everything), text=float(np.mean([r for _, _, r in pairs])),
+        block=min(1.0, float(matched / everything)), text=float(np.mean([r for _, _, r in pairs])),
         position=float(position.mean()), color=float(color.mean()), ssim=similarity,
         matches=tuple((a, b, r) for a, b, (_, _, r) in zip(t, c, pairs)),
         missing=tuple(b for i, b in enumerate(target.blocks) if i not in used_t),
@@ -304,12 +306,13 @@ class Round:
 
 
 async def refine(generate: Callable[[list[dict[str, Any]]], str], browser: Any, target: Render,
-                 image: Any = None, rounds: int = 3) -> tuple[Round, list[Round]]:
+                 image: Any = None, rounds: int = 3, image_tokens: int | None = None) -> tuple[Round, list[Round]]:
     """Ask, render, score, and send target and render back with what differs; keep the best round,
     stop after ``rounds`` or when the score stops improving. ``generate(messages) -> str`` (06)."""
     from cookbook import messages as m
 
-    conversation = [m.user(image if image is not None else target.image, PROMPT)]
+    picture = lambda im: m.image(im, max_tokens=image_tokens)  # noqa: E731
+    conversation = [m.user(picture(image if image is not None else target.image), PROMPT)]
     history: list[Round] = []
     best: Round | None = None
     for _ in range(rounds):
@@ -321,5 +324,6 @@ async def refine(generate: Callable[[list[dict[str, Any]]], str], browser: Any, 
         best = history[-1]
         shown = candidate.image if candidate is not None else None
         note = feedback(score) if candidate is not None else f"{score.reason}. {PROMPT} Answer with one ```html code block."
-        conversation = conversation + [m.assistant(answer), m.user(*([target.image, shown] if shown else []), note)]
+        images = [picture(target.image), picture(shown)] if shown is not None else []
+        conversation = conversation + [m.assistant(answer), m.user(*images, note)]
     return best, history
