@@ -13,9 +13,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from cookbook.messages import InputError, check
 from cookbook.generation import Preset, default_preset, generation_kwargs
 from cookbook.generation import preset as get_preset
+from cookbook.messages import InputError, check
 
 THINK_OPEN, THINK_CLOSE = "<think>", "</think>"
 

@@ -1,27 +1,22 @@
-"""Sampling made visible (notebook 02): how temperature, top-k and top-p reshape the next-token
-distribution, how varied and how repetitive sampled answers are, and a small settings panel.
+"""Sampling made visible (02): how temperature, top-k and top-p reshape the next-token distribution,
+how varied and how repetitive sampled answers are, why generation stopped, and a settings panel.
 
-The transforms follow transformers' ``generate`` exactly (same order, same tie and boundary
-rules) and are checked against ``TemperatureLogitsWarper``/``TopKLogitsWarper``/``TopPLogitsWarper``
-in ``tests/test_sampling.py``. They work in float64 NumPy so the arithmetic is easy to read.
+The transforms follow transformers' ``generate`` (same order, tie and boundary rules; checked against
+its warpers in ``tests/test_sampling.py``), in float64 NumPy so the arithmetic is easy to read.
+The transforms, the metrics and ``finish_reason`` are saved from notebook 02.
 """
 
 from __future__ import annotations
 
-import math
-import re
-from collections import Counter
 from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-NEG_INF = -math.inf
+from cookbook.show import table  # noqa: F401  (old name cb.sampling.table; use cb.show.table)
 
-# ---------------------------------------------------------------------------------------------
-# Distribution transforms (logits in, logits out; removed tokens get -inf)
-# ---------------------------------------------------------------------------------------------
+# --- saved from 02: distribution transforms (logits in, logits out; removed tokens get -inf) ---
 
 
 def as_logits(scores: Any) -> np.ndarray:
@@ -53,7 +48,7 @@ def apply_top_k(logits: Any, top_k: int, min_tokens_to_keep: int = 1) -> np.ndar
     if k <= 0:
         raise ValueError("top_k must be a positive integer (0 means 'off': skip the call)")
     kth_largest = -np.sort(-x, axis=-1)[..., k - 1 : k]
-    return np.where(x < kth_largest, NEG_INF, x)
+    return np.where(x < kth_largest, -np.inf, x)
 
 
 def apply_top_p(logits: Any, top_p: float, min_tokens_to_keep: int = 1) -> np.ndarray:
@@ -72,7 +67,7 @@ def apply_top_p(logits: Any, top_p: float, min_tokens_to_keep: int = 1) -> np.nd
         mass_before = np.concatenate(([0.0], np.cumsum(p[order])[:-1]))
         drop = mass_before >= top_p
         drop[:min_tokens_to_keep] = False
-        row[order[drop]] = NEG_INF
+        row[order[drop]] = -np.inf
     return out.reshape(x.shape)
 
 
@@ -96,104 +91,7 @@ def entropy_bits(probs: Any) -> float:
     return float(-(p * np.log2(p)).sum())
 
 
-@dataclass(frozen=True)
-class Setting:
-    """One sampling setting to compare: a label and the three knobs (02)."""
-
-    label: str
-    temperature: float = 1.0
-    top_k: int = 0
-    top_p: float = 1.0
-
-
-@dataclass
-class Shaped:
-    """A setting applied to one set of logits: the probabilities and two summary numbers (02)."""
-
-    setting: Setting
-    probs: np.ndarray
-    kept: int
-    entropy: float
-    top_prob: float
-
-
-def compare_settings(logits: Any, settings: Iterable[Setting]) -> list[Shaped]:
-    """Apply each setting to the same logits; report kept tokens, entropy and the top probability (02)."""
-    rows = []
-    for s in settings:
-        p = reshape(logits, s.temperature, s.top_k, s.top_p)
-        rows.append(Shaped(s, p, int((p > 0).sum()), entropy_bits(p), float(p.max())))
-    return rows
-
-
-def plot_distributions(
-    shaped: Sequence[Shaped], labels: Sequence[str] | None = None, top: int = 15, title: str = ""
-) -> Any:
-    """Bar charts of the ``top`` most likely tokens (ranked by the first setting) per setting;
-    a red cross marks a token the setting removed (02).
-
-    ``labels`` maps token ids to printable strings (e.g. from ``tokenizer.convert_ids_to_tokens``).
-    """
-    import matplotlib.pyplot as plt
-
-    order = np.argsort(-shaped[0].probs, kind="stable")[:top]
-    fig, axes = plt.subplots(
-        len(shaped), 1, figsize=(9, 1.9 * len(shaped)), sharex=True, squeeze=False
-    )
-    for ax, row in zip(axes[:, 0], shaped, strict=True):
-        values = row.probs[order]
-        ax.bar(range(len(order)), values, color="tab:blue")
-        removed = [k for k, v in enumerate(values) if v == 0]
-        if removed:  # an empty unclipped line would sit at the figure's corner and upset the layout
-            ax.plot(removed, [0] * len(removed), "x", color="tab:red", ms=6, clip_on=False)
-        ax.set_ylabel("p")
-        ax.set_ylim(0, max(1e-9, float(row.probs.max())) * 1.15)
-        ax.set_title(
-            f"{row.setting.label}: {row.kept} tokens kept, entropy {row.entropy:.2f} bits, "
-            f"top p {row.top_prob:.3f}",
-            fontsize=9, loc="left",
-        )
-    names = [labels[i] if labels is not None else str(i) for i in order]
-    cjk = cjk_font()
-    if cjk is None:  # no font for Chinese tokens here: show them as \u escapes instead of boxes
-        names = [n.encode("ascii", "backslashreplace").decode() for n in names]
-    ticks = axes[-1, 0].set_xticks(range(len(order)), names, rotation=60, ha="right", fontsize=8)
-    if cjk is not None:
-        for tick in ticks:
-            tick.set_fontfamily([plt.rcParams["font.family"][0], cjk])
-    if title:
-        fig.suptitle(title)
-    fig.tight_layout()
-    return fig
-
-
-_CJK_FAMILIES = ("Noto Sans CJK SC", "Noto Sans SC", "Source Han Sans SC", "WenQuanYi Zen Hei",
-                 "WenQuanYi Micro Hei", "Microsoft YaHei", "SimHei", "PingFang SC", "Heiti SC")
-
-
-def cjk_font() -> str | None:
-    """The first installed font family that has Chinese glyphs, or None (02)."""
-    from matplotlib import font_manager
-
-    installed = {f.name for f in font_manager.fontManager.ttflist}
-    return next((name for name in _CJK_FAMILIES if name in installed), None)
-
-
-# ---------------------------------------------------------------------------------------------
-# Diversity and repetition of sampled answers
-# ---------------------------------------------------------------------------------------------
-
-_WORD = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\u3040-\u30ff\uac00-\ud7af]|\w+|[^\w\s]")
-
-
-def words(text: str) -> list[str]:
-    """Split text into units for n-gram counting: each CJK character, each word, each punctuation
-    mark (so Chinese and English answers are measured alike) (02)."""
-    return _WORD.findall(text)
-
-
-def _units(sample: str | Sequence[Hashable]) -> list[Hashable]:
-    return words(sample) if isinstance(sample, str) else list(sample)
+# --- saved from 02: diversity, repetition, why generation stopped ---
 
 
 def ngrams(tokens: Sequence[Hashable], n: int) -> list[tuple]:
@@ -203,76 +101,19 @@ def ngrams(tokens: Sequence[Hashable], n: int) -> list[tuple]:
     return [tuple(tokens[i : i + n]) for i in range(len(tokens) - n + 1)]
 
 
-def distinct_n(samples: Iterable[str | Sequence[Hashable]], n: int) -> float:
-    """Distinct-n (Li et al., 2016): unique n-grams / all n-grams, pooled over the samples.
+def distinct_n(samples: Iterable[Sequence[Hashable]], n: int) -> float:
+    """Distinct-n (Li et al., 2016): unique n-grams / all n-grams, pooled over the samples (02).
 
-    1.0 means no n-gram occurs twice anywhere; near 0 means the answers repeat each other.
-    Strings are split with ``words``; token-id lists are used as they are. 0.0 if there are none (02).
+    1.0: no n-gram occurs twice anywhere; near 0: the answers repeat each other. 0.0 if there are none.
     """
-    grams = [g for s in samples for g in ngrams(_units(s), n)]
+    grams = [g for s in samples for g in ngrams(s, n)]
     return len(set(grams)) / len(grams) if grams else 0.0
 
 
-def repetition_rate(sample: str | Sequence[Hashable], n: int = 3) -> float:
-    """Share of a single answer's n-grams that already occurred earlier in the same answer.
-
-    0.0 for no repetition; close to 1.0 for a loop such as "the the the ..." (02).
-    """
-    grams = ngrams(_units(sample), n)
+def repetition_rate(tokens: Sequence[Hashable], n: int = 3) -> float:
+    """Share of one answer's n-grams that already occurred earlier in it: 0.0 none, near 1.0 a loop (02)."""
+    grams = ngrams(tokens, n)
     return (len(grams) - len(set(grams))) / len(grams) if grams else 0.0
-
-
-def most_repeated(sample: str | Sequence[Hashable], n: int = 3) -> tuple[tuple, int]:
-    """The n-gram occurring most often in one answer and its count (((), 0) if none) (02)."""
-    counts = Counter(ngrams(_units(sample), n))
-    return counts.most_common(1)[0] if counts else ((), 0)
-
-
-@dataclass
-class SampleStats:
-    """Diversity and repetition of the answers sampled for one setting (02)."""
-
-    label: str
-    answers: int
-    unique_answers: int
-    mean_units: float
-    distinct_1: float
-    distinct_2: float
-    repetition_3: float
-
-    def row(self) -> dict[str, Any]:
-        """A dict for a table row (rounded)."""
-        return {
-            "setting": self.label, "answers": self.answers, "unique": self.unique_answers,
-            "mean length": round(self.mean_units, 1), "distinct-1": round(self.distinct_1, 3),
-            "distinct-2": round(self.distinct_2, 3), "repeated 3-grams": round(self.repetition_3, 3),
-        }
-
-
-def sample_stats(label: str, samples: Sequence[str | Sequence[Hashable]]) -> SampleStats:
-    """Measure a setting's sampled answers: distinct-1/2 across them, mean 3-gram repetition within (02)."""
-    units = [_units(s) for s in samples]
-    return SampleStats(
-        label=label,
-        answers=len(units),
-        unique_answers=len({tuple(u) for u in units}),
-        mean_units=float(np.mean([len(u) for u in units])) if units else 0.0,
-        distinct_1=distinct_n(units, 1),
-        distinct_2=distinct_n(units, 2),
-        repetition_3=float(np.mean([repetition_rate(u, 3) for u in units])) if units else 0.0,
-    )
-
-
-def table(rows: Iterable[Mapping[str, Any]]) -> str:
-    """Render dict rows as a fixed-width text table (keys of the first row are the columns) (02)."""
-    rows = list(rows)
-    if not rows:
-        return "(no rows)"
-    cols = list(rows[0])
-    cells = [[str(r.get(c, "")) for c in cols] for r in rows]
-    widths = [max(len(c), *(len(r[i]) for r in cells)) for i, c in enumerate(cols)]
-    line = lambda vals: "  ".join(v.ljust(w) for v, w in zip(vals, widths, strict=True))  # noqa: E731
-    return "\n".join([line(cols), line(["-" * w for w in widths]), *(line(r) for r in cells)])
 
 
 def finish_reason(
@@ -295,9 +136,53 @@ def finish_reason(
     return "other"
 
 
-# ---------------------------------------------------------------------------------------------
-# The settings panel (ipywidgets); works headless: call panel.run() from code
-# ---------------------------------------------------------------------------------------------
+# --- plumbing: the plot and the settings panel (ipywidgets; works headless: panel.run()) ---
+
+
+def plot_distributions(dists: Mapping[str, np.ndarray], labels: Mapping[int, str] | None = None,
+                       top: int = 15, title: str = "") -> Any:
+    """Bar charts of the ``top`` most likely tokens (ranked by the first distribution), one per
+    setting; a red cross marks a token the setting removed; ``labels`` maps ids to text (02)."""
+    import matplotlib.pyplot as plt
+
+    first = next(iter(dists.values()))
+    order = np.argsort(-first, kind="stable")[:top]
+    fig, axes = plt.subplots(len(dists), 1, figsize=(9, 1.9 * len(dists)), sharex=True, squeeze=False)
+    for ax, (label, probs) in zip(axes[:, 0], dists.items(), strict=True):
+        values = probs[order]
+        ax.bar(range(len(order)), values, color="tab:blue")
+        removed = [k for k, v in enumerate(values) if v == 0]
+        if removed:  # an empty unclipped line would sit at the figure's corner and upset the layout
+            ax.plot(removed, [0] * len(removed), "x", color="tab:red", ms=6, clip_on=False)
+        ax.set_ylabel("p")
+        ax.set_ylim(0, max(1e-9, float(probs.max())) * 1.15)
+        ax.set_title(f"{label}: {int((probs > 0).sum())} tokens kept, entropy {entropy_bits(probs):.2f} bits, "
+                     f"top p {probs.max():.3f}", fontsize=9, loc="left")
+    names = [labels[i] if labels is not None else str(i) for i in order]
+    cjk = _cjk_font()
+    if cjk is None:  # no font for Chinese tokens here: show them as \u escapes instead of boxes
+        names = [n.encode("ascii", "backslashreplace").decode() for n in names]
+    axes[-1, 0].set_xticks(range(len(order)), names, rotation=60, ha="right", fontsize=8)
+    if cjk is not None:
+        for label in axes[-1, 0].get_xticklabels():
+            label.set_fontfamily([plt.rcParams["font.family"][0], cjk])
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+_CJK_FAMILIES = ("Noto Sans CJK SC", "Noto Sans SC", "Source Han Sans SC", "WenQuanYi Zen Hei",
+                 "WenQuanYi Micro Hei", "Microsoft YaHei", "SimHei", "PingFang SC", "Heiti SC")
+
+
+def _cjk_font() -> str | None:
+    """The first installed font family that has Chinese glyphs, or None."""
+    from matplotlib import font_manager
+
+    installed = {f.name for f in font_manager.fontManager.ttflist}
+    return next((name for name in _CJK_FAMILIES if name in installed), None)
+
 
 KNOBS = ("temperature", "top_p", "top_k", "presence_penalty", "max_new_tokens")
 

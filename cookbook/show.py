@@ -22,7 +22,13 @@ def table(rows: Iterable[Mapping[str, Any]]) -> str:
 
 
 class Pretty:
-    """Mixin: a notebook shows the object as its ``str()`` (settings, doctor's checkup, plans)."""
+    """Mixin: a notebook shows the object as its ``str()`` (doctor's checkup, recommendations, plans)."""
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        # IPython takes the first of _repr_pretty_ / __repr__ it meets walking the MRO, and a dataclass
+        # writes __repr__ into each class: so each subclass gets _repr_pretty_ in its own namespace.
+        super().__init_subclass__(**kwargs)
+        cls._repr_pretty_ = Pretty._repr_pretty_
 
     def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
         printer.text(str(self))

@@ -108,43 +108,30 @@ def test_matches_transformers_on_float32_logits_with_ties():
         np.testing.assert_allclose(np.sort(ours), np.sort(theirs), atol=1e-12)
 
 
-def test_stats_numbers():
-    shaped = sampling.compare_settings(np.log([0.5, 0.25, 0.125, 0.125]), [
-        sampling.Setting("plain"), sampling.Setting("nucleus", top_p=0.6)])
-    assert [s.kept for s in shaped] == [4, 2]
-    assert shaped[0].entropy == pytest.approx(1.75)  # 0.5*1 + 0.25*2 + 2*0.125*3
-    assert shaped[1].top_prob == pytest.approx(2 / 3)
+def test_entropy_hand_computed():
+    assert sampling.entropy_bits(sampling.reshape(np.log([0.5, 0.25, 0.125, 0.125]))) == pytest.approx(1.75)
+    assert sampling.entropy_bits([1.0, 0.0]) == 0.0
 
 
 # --- diversity and repetition ---------------------------------------------------------------
 
 
-def test_words_splits_cjk_and_latin():
-    assert sampling.words("一只猫 sits, quietly!") == ["一", "只", "猫", "sits", ",", "quietly", "!"]
-
-
 def test_distinct_n_hand_computed():
-    samples = ["a b a", "a c"]  # unigrams a b a a c -> 3 unique of 5; bigrams ab ba ac -> 3/3
+    samples = ["a b a".split(), "a c".split()]  # unigrams a b a a c -> 3 unique of 5; bigrams ab ba ac -> 3/3
     assert sampling.distinct_n(samples, 1) == pytest.approx(3 / 5)
     assert sampling.distinct_n(samples, 2) == pytest.approx(1.0)
     assert sampling.distinct_n([[1, 1, 1, 1]], 1) == pytest.approx(1 / 4)
-    assert sampling.distinct_n(["x"], 2) == 0.0
+    assert sampling.distinct_n([["x"]], 2) == 0.0
 
 
 def test_repetition_rate_hand_computed():
     # "a b c a b c a": 3-grams abc bca cab abc bca -> 2 of 5 repeat an earlier one
-    assert sampling.repetition_rate("a b c a b c a", 3) == pytest.approx(2 / 5)
-    assert sampling.repetition_rate("one two three four", 3) == 0.0
+    assert sampling.repetition_rate("a b c a b c a".split(), 3) == pytest.approx(2 / 5)
+    assert sampling.repetition_rate("one two three four".split(), 3) == 0.0
     assert sampling.repetition_rate([7] * 10, 2) == pytest.approx(8 / 9)
-    assert sampling.most_repeated("a b c a b c a", 3) == (("a", "b", "c"), 2)
-
-
-def test_sample_stats_row():
-    stats = sampling.sample_stats("x", ["a b", "a b", "c d"])
-    assert (stats.answers, stats.unique_answers) == (3, 2)
-    assert stats.distinct_1 == pytest.approx(4 / 6)
-    assert stats.row()["distinct-2"] == pytest.approx(round(2 / 3, 3))
-    assert "distinct-1" in sampling.table([stats.row()]).splitlines()[0]
+    assert sampling.ngrams([1, 2, 3], 2) == [(1, 2), (2, 3)]
+    with pytest.raises(ValueError):
+        sampling.ngrams([1], 0)
 
 
 def test_finish_reason():
@@ -193,3 +180,16 @@ def test_panel_preset_fills_sliders_and_run_calls_generate():
     assert calls[-1] == {"preset": "thinking-vision", "temperature": 1.0, "top_p": 0.95, "top_k": 0,
                          "presence_penalty": 0.0, "max_new_tokens": 64}
     assert panel.history[-1][1] == "answer"
+
+
+def test_plot_marks_removed_tokens():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    logits = np.log([0.5, 0.25, 0.125, 0.125])
+    dists = {"raw": sampling.reshape(logits), "top_k 2": sampling.reshape(logits, top_k=2)}
+    fig = sampling.plot_distributions(dists, {0: "a", 1: "b", 2: "猫", 3: "d"}, top=4, title="t")
+    titles = [ax.get_title(loc="left") for ax in fig.axes]
+    assert titles[0].startswith("raw: 4 tokens kept, entropy 1.75 bits") and titles[1].startswith("top_k 2: 2 tokens")
+    crosses = [line for line in fig.axes[1].lines if line.get_marker() == "x"]
+    assert len(crosses) == 1 and list(crosses[0].get_xdata()) == [2, 3]
