@@ -85,7 +85,7 @@ def test_a_changed_copy_fails():
     """The check bites: a cell whose last definition gained a line in the notebook only is reported."""
     nb, mod, src = ALL[0]
     last = list(definitions(src))[-1]
-    drifted = src.rstrip() + "\n    # an edit in the notebook only\n"
+    drifted = src.rstrip() + "\n    pass  # a line added in the notebook only\n"
     assert mismatches(mod, src) == []
     assert mismatches(mod, drifted) == [f"{last} differs from cookbook/{mod}.py"]
 
