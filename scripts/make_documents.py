@@ -102,9 +102,10 @@ class Page:
         self.lines.append(rec)
         return rec
 
-    def block(self, kind: str, lines: list[dict], **extra) -> None:
+    def block(self, kind: str, lines: list[dict], box: list[int] | None = None, **extra) -> None:
+        """Group lines into a block; its box is theirs unless given (a table's is its grid)."""
         boxes = [ln["box"] for ln in lines]
-        box = [min(b[0] for b in boxes), min(b[1] for b in boxes), max(b[2] for b in boxes), max(b[3] for b in boxes)]
+        box = box or [min(b[0] for b in boxes), min(b[1] for b in boxes), max(b[2] for b in boxes), max(b[3] for b in boxes)]
         sep = "" if self.language in NO_SPACES else " "
         text = sep.join(ln["text"] for ln in lines) if kind != "table" else ""
         self.blocks.append({"type": kind, "box": box, "text": text, **extra})
@@ -144,7 +145,7 @@ class Page:
                     recs.append(self.line(cell, xy, size, bold=r == 0))
                 left += w
         # reading order: row by row, in the script's direction
-        self.block("table", recs, rows=rows)
+        self.block("table", recs, box=[x, y, x + total + 1, bottom + 1], rows=rows)
         return bottom
 
     def save(self, out: Path) -> dict:

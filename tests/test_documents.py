@@ -222,11 +222,11 @@ def test_reference_answers_score_perfectly(name):
     assert (D.edit_distance(text, D.full_text(truth), lang), D.bag_f1(text, D.full_text(truth), lang)) == (0.0, 1.0)
     spotted = grounding.parse(D.reference(truth, "spot"), w, h)
     assert [s["text_content"] for s in spotted] == [ln["text"] for ln in truth["lines"]]
-    assert max(abs(a - b) for s, ln in zip(spotted, truth["lines"], strict=True) for a, b in zip(s["box"], ln["box"])) <= 1
+    assert max(abs(a - b) for s, ln in zip(spotted, truth["lines"], strict=True) for a, b in zip(s["box"], ln["box"], strict=True)) <= 1
     elements = D.parse_html(D.reference(truth, "html"), w, h)
     assert len(elements) == len(truth["blocks"])
     for element, block in zip(elements, truth["blocks"], strict=True):
-        assert max(abs(a - b) for a, b in zip(element["box"], block["box"])) <= 1
+        assert max(abs(a - b) for a, b in zip(element["box"], block["box"], strict=True)) <= 1
         if block["type"] == "table":
             assert D.teds(element["html"], D.table_html(block["rows"])) == 1.0
         else:
