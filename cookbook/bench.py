@@ -1,9 +1,11 @@
-"""Benchmark an OpenAI-compatible server: requests/s, output tokens/s, time to first token and
-latency percentiles at several concurrency levels; two servers side by side (04_vllm_serving).
+"""A fair benchmark of an OpenAI-compatible server (04_vllm_serving).
 
-Every request is streamed, so the time to first token (TTFT) is the moment the first piece of text
-(or reasoning) reaches the client. A level with concurrency ``c`` keeps at most ``c`` requests in
-flight until ``requests`` have finished (a closed loop, like many users waiting for answers).
+Fair means: every request carries its own generated image and question, so neither vLLM's prefix cache nor
+its multimodal cache turns repeats into free answers; the output length is fixed where the server allows it
+(vLLM: ``ignore_eos`` + ``min_tokens``; ``transformers serve`` takes no such field, so its answers may stop
+early and ``mean_output_tokens`` says so); warm-up requests are sent first and not counted. Each level of
+concurrency ``c`` keeps at most ``c`` requests in flight (a closed loop). On a GPU, ``vllm bench serve`` is the
+tool with more workload shapes; this one runs against any server, on CPU too.
 """
 
 from __future__ import annotations
@@ -11,9 +13,38 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Iterable, Sequence
-from concurrent.futures import ThreadPoolExecutor, as_completed
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from typing import Any
+
+QUESTIONS = ("Describe the picture.", "How many shapes are there?", "Which colour covers most of the image?",
+             "Where is the largest shape?", "Name every colour you see.", "What does the picture remind you of?")
+CACHES = {
+    "vllm": "prefix cache and multimodal cache on (vLLM defaults); every request distinct, so no hits",
+    "transformers": "no prefix or multimodal cache across requests",
+}
+
+
+def workload(n: int, seed: int = 0, size: tuple[int, int] = (448, 448)) -> list[list[dict]]:
+    """``n`` distinct requests in OpenAI form, each with its own generated picture and question (04)."""
+    import random
+
+    from PIL import Image, ImageDraw
+
+    from cookbook.messages import to_openai, user
+
+    rng = random.Random(seed)
+    out = []
+    for i in range(n):
+        img = Image.new("RGB", size, tuple(rng.randrange(256) for _ in range(3)))
+        draw = ImageDraw.Draw(img)
+        for _ in range(rng.randint(2, 7)):
+            x, y = rng.randrange(size[0] - 40), rng.randrange(size[1] - 40)
+            box = (x, y, x + rng.randint(20, size[0] // 2), y + rng.randint(20, size[1] // 2))
+            shape = draw.ellipse if rng.random() < 0.5 else draw.rectangle
+            shape(box, fill=tuple(rng.randrange(256) for _ in range(3)))
+        out.append(to_openai([user(img, f"Request {i}: {rng.choice(QUESTIONS)}")]))
+    return out
 
 
 @dataclass(frozen=True)
@@ -26,7 +57,6 @@ class Timing:
     end: float
     output_tokens: int
     prompt_tokens: int | None = None
-    tokens_from_usage: bool = True
     error: str = ""
 
     @property
@@ -43,6 +73,19 @@ class Timing:
     def ttft(self) -> float | None:
         """Seconds to the first piece of text, or None if none came."""
         return None if self.first_token is None else self.first_token - self.start
+
+
+def percentile(values: Iterable[float], q: float) -> float:
+    """The ``q``-th percentile (0-100) with linear interpolation between closest ranks (NumPy's
+    default): p50 of [1, 2, 3, 4] is 2.5."""
+    xs = sorted(values)
+    if not xs:
+        raise ValueError("percentile of no values")
+    if not 0 <= q <= 100:
+        raise ValueError(f"q={q}: use 0..100")
+    pos = (len(xs) - 1) * q / 100
+    lo, hi = math.floor(pos), math.ceil(pos)
+    return xs[lo] + (xs[hi] - xs[lo]) * (pos - lo)
 
 
 def percentile(values: Iterable[float], q: float) -> float:
@@ -77,11 +120,10 @@ class Row:
     latency_p50: float | None
     latency_p90: float | None
     latency_p99: float | None
-    tokens_from: str
 
     def as_dict(self) -> dict[str, Any]:
-        """The row as a plain dict (for pandas or JSON)."""
-        return asdict(self)
+        """The row as a plain dict, floats rounded to 3 decimals (for ``cb.show.table``, pandas or JSON)."""
+        return {k: round(v, 3) if isinstance(v, float) else v for k, v in asdict(self).items()}
 
 
 def summarize(timings: Sequence[Timing], server: str, concurrency: int, seconds: float | None = None) -> Row:
@@ -105,77 +147,52 @@ def summarize(timings: Sequence[Timing], server: str, concurrency: int, seconds:
         mean_output_tokens=tokens / len(done) if done else 0.0,
         ttft_p50=pct(ttfts, 50), ttft_p90=pct(ttfts, 90), ttft_p99=pct(ttfts, 99),
         latency_p50=pct(lat, 50), latency_p90=pct(lat, 90), latency_p99=pct(lat, 99),
-        tokens_from="usage" if all(t.tokens_from_usage for t in done) else "chunks",
     )
 
 
-def measure(client: Any, prompt: Any, **kw: Any) -> Timing:
-    """Send one streamed request with ``client`` (a ``cookbook.client.Client``) and time it."""
-    from cookbook.client import ClientError
+def fixed_length(server: str, max_tokens: int) -> dict[str, Any]:
+    """The ``extra_body`` that makes every answer exactly ``max_tokens`` long, where the server has one (04)."""
+    return {"ignore_eos": True, "min_tokens": max_tokens} if server == "vllm" else {}
 
-    start = time.perf_counter()
-    first = None
-    chunks = 0
+
+def time_request(client: Any, model: str, messages: list[dict], max_tokens: int,
+                 extra_body: dict[str, Any] | None = None) -> Timing:
+    """Send one streamed request with the OpenAI SDK and time it; errors become a Timing with ``error`` (04)."""
+    import openai
+
+    start, first, tokens, prompt = time.perf_counter(), None, 0, None
     try:
-        stream = client.stream(prompt, **kw)
-        for _ in stream:
-            if first is None:
+        stream = client.chat.completions.create(model=model, messages=messages, max_tokens=max_tokens, stream=True,
+                                                stream_options={"include_usage": True}, extra_body=extra_body or None)
+        for chunk in stream:
+            delta = chunk.choices[0].delta if chunk.choices else None
+            if first is None and delta is not None and (delta.content or getattr(delta, "reasoning_content", None)):
                 first = time.perf_counter()
-            chunks += 1
-        answer = stream.answer
-    except ClientError as err:
-        return Timing(start, first, time.perf_counter(), 0, error=str(err).splitlines()[0])
-    end = time.perf_counter()
-    if first is None and answer.ttft is not None:  # reasoning arrived before any answer text
-        first = start + answer.ttft
-    used = answer.completion_tokens is not None
-    return Timing(start, first, end, answer.completion_tokens if used else chunks,
-                  prompt_tokens=answer.prompt_tokens, tokens_from_usage=used)
+            if chunk.usage is not None:
+                tokens, prompt = chunk.usage.completion_tokens, chunk.usage.prompt_tokens
+    except openai.OpenAIError as err:
+        return Timing(start, first, time.perf_counter(), 0, error=str(err).splitlines()[0][:200])
+    return Timing(start, first, time.perf_counter(), tokens, prompt_tokens=prompt)
 
 
-def run(
-    client: Any,
-    prompt: Any,
-    *,
-    concurrency: Sequence[int] = (1, 4),
-    requests: int = 8,
-    label: str | None = None,
-    warmup: int = 1,
-    progress: bool = True,
-    **kw: Any,
-) -> list[Row]:
-    """Benchmark one server: for each concurrency level send ``requests`` streamed requests of
-    ``prompt`` (``kw`` as for ``client.stream``: images, max_tokens, ...), return one Row per level."""
-    from tqdm.auto import tqdm
-
-    from cookbook.client import ClientError
-
-    label = label or client.server
-    # Encode images/videos once, so the timings measure the server, not base64 on this side.
-    prompt = client.build_messages(prompt, kw.pop("images", ()), kw.pop("videos", ()), kw.pop("system", None))
-    for _ in range(warmup):  # loads lazy parts (model, kernels, caches); not counted
-        client.chat(prompt, **kw)
-    rows = []
+def run(client: Any, model: str, requests: Sequence[list[dict]], *, server: str, concurrency: Sequence[int] = (1, 4),
+        per_level: int = 8, max_tokens: int = 64, warmup: int = 1, label: str | None = None) -> list[Row]:
+    """Benchmark one server: ``warmup`` requests not counted, then ``per_level`` unseen requests at each
+    concurrency level, output length fixed where ``server`` ("vllm", "transformers") allows it (04)."""
+    need = warmup + per_level * len(concurrency)
+    if len(requests) < need:
+        raise ValueError(f"{len(requests)} requests for {warmup} warm-up + {len(concurrency)} levels x {per_level}: "
+                         f"pass workload({need}) so that no request repeats.")
+    extra = fixed_length(server, max_tokens)
+    for messages in requests[:warmup]:  # loads lazy parts (kernels, CUDA graphs, caches); not counted
+        time_request(client, model, messages, max_tokens, extra)
+    rows, i = [], warmup
     for c in concurrency:
-        timings: list[Timing] = []
+        batch, i = requests[i:i + per_level], i + per_level
         t0 = time.perf_counter()
-        with ThreadPoolExecutor(max_workers=c) as pool, \
-                tqdm(total=requests, disable=not progress, desc=f"{label} x{c}") as bar:
-            for future in as_completed([pool.submit(measure, client, prompt, **kw) for _ in range(requests)]):
-                timings.append(future.result())
-                bar.update(1)
-        wall = time.perf_counter() - t0
-        if timings and not any(t.ok for t in timings):
-            raise ClientError(f"every request at concurrency {c} failed: {timings[0].error}")
-        rows.append(summarize(timings, label, c, seconds=wall))
-    return rows
-
-
-def compare(clients: dict[str, Any], prompt: Any, **kw: Any) -> list[Row]:
-    """The same workload against several servers, one after the other (``{"vLLM": c1, ...}``)."""
-    rows: list[Row] = []
-    for name, client in clients.items():
-        rows += run(client, prompt, label=name, **kw)
+        with ThreadPoolExecutor(max_workers=c) as pool:
+            timings = list(pool.map(lambda m: time_request(client, model, m, max_tokens, extra), batch))
+        rows.append(summarize(timings, label or server, c, seconds=time.perf_counter() - t0))
     return rows
 
 
@@ -186,26 +203,6 @@ def ratios(rows: Sequence[Row], numerator: str, denominator: str,
     a = {r.concurrency: getattr(r, metric) for r in rows if r.server == numerator}
     b = {r.concurrency: getattr(r, metric) for r in rows if r.server == denominator}
     return {c: a[c] / b[c] for c in sorted(a) if c in b and b[c]}
-
-
-COLUMNS = ("server", "concurrency", "ok", "errors", "requests_per_s", "output_tokens_per_s",
-           "ttft_p50", "ttft_p90", "ttft_p99", "latency_p50", "latency_p90", "latency_p99")
-
-
-def format_rows(rows: Sequence[Row], columns: Sequence[str] = COLUMNS) -> str:
-    """A plain-text table of benchmark rows (seconds for TTFT and latency)."""
-    def cell(v: Any) -> str:
-        if v is None:
-            return "-"
-        if isinstance(v, float):
-            return f"{v:.3f}" if abs(v) < 100 else f"{v:.1f}"
-        return str(v)
-
-    table = [list(columns)] + [[cell(getattr(r, c)) for c in columns] for r in rows]
-    widths = [max(len(line[i]) for line in table) for i in range(len(columns))]
-    lines = ["  ".join(v.rjust(w) for v, w in zip(line, widths, strict=True)) for line in table]
-    lines.insert(1, "  ".join("-" * w for w in widths))
-    return "\n".join(lines)
 
 
 def plot(rows: Sequence[Row], title: str | None = None) -> Any:

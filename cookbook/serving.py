@@ -1,18 +1,9 @@
-"""Serving Qwen3-VL: vLLM inputs, `vllm serve` plans derived from the hardware, and a local server
-that always stops (04_vllm_serving).
+"""Serving Qwen3-VL (04_vllm_serving): inputs for ``vllm.LLM``, a ``vllm serve`` plan derived from the
+hardware, and local OpenAI-compatible servers that always stop.
 
-Three parts:
-
-- ``vllm_inputs(messages, processor)``: the seed's ``prepare_inputs_for_vllm`` with its bugs fixed
-  (video metadata, OpenAI-style items, qwen-vl-utils 0.0.14's frame-list resize).
-- ``vllm_plan(hw, model)``: tensor parallel size, memory utilisation, context length, images per
-  prompt, encoder mode, reasoning parser, expert parallelism, FP8 only where the GPU has it; as a
-  ``vllm serve`` command and as ``vllm.LLM(**kwargs)``, with the reason for every flag.
-- ``start(model)``: ``transformers serve`` (or ``vllm serve``) on 127.0.0.1 with a free port, waited
-  for until healthy, logs to a file, and a context manager that kills its process group.
-
-``python -m cookbook.serving`` is what ``make serve`` runs: vLLM when it is installed and a CUDA GPU
-is present, otherwise ``transformers serve``.
+Every flag the plan emits exists in vLLM 0.33 (``vllm/engine/arg_utils.py``); each carries its reason.
+``python -m cookbook.serving`` is what ``make serve`` runs: vLLM with the plan when vLLM and a CUDA GPU are
+present, otherwise ``transformers serve``.
 """
 
 from __future__ import annotations
@@ -20,9 +11,7 @@ from __future__ import annotations
 import atexit
 import ipaddress
 import json
-import math
 import os
-import re
 import shlex
 import signal
 import socket
@@ -32,193 +21,54 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from cookbook.models import Checkpoint, checkpoint
-
-if TYPE_CHECKING:
-    from cookbook.client import Client
-    from cookbook.hardware import Hardware
+from cookbook.hardware import Hardware
+from cookbook.lineup import Checkpoint, Fit, checkpoint, fit, gpu_gib, recommend_model
+from cookbook.show import Pretty
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
+NATIVE_CONTEXT = 262144  # config max_position_embeddings: 256K
+LENGTHS = (8192, 16384, 32768, 65536, 131072, 262144)
+TEXT_RESERVE = 2048  # tokens of each request kept for the question and the answer, not for pixels
+MAX_IMAGE_TOKENS = 16384  # the checkpoints' own image budget (preprocessor_config.json)
+
 
 # ---------------------------------------------------------------------------------------------
-# 1. vLLM inputs (the seed's prepare_inputs_for_vllm, fixed)
+# 1. Inputs for vllm.LLM (the seed's prepare_inputs_for_vllm, fixed)
 # ---------------------------------------------------------------------------------------------
 
 
-def _openai_part_to_qwen(part: dict) -> dict:
-    """One OpenAI-style content part as the Qwen form qwen-vl-utils and the chat template read."""
-    kind = part.get("type")
-    if kind in ("image_url", "video_url"):
-        target = "image" if kind == "image_url" else "video"
-        value = part[kind]
-        url = value.get("url") if isinstance(value, dict) else value
-        extra = {k: v for k, v in part.items() if k not in ("type", kind)}
-        return {"type": target, target: url, **extra}
-    if kind == "image" and "image" not in part and "url" in part:  # transformers' {"type","url"}
-        extra = {k: v for k, v in part.items() if k not in ("type", "url")}
-        return {"type": "image", "image": part["url"], **extra}
-    if kind == "video" and "video" not in part and "url" in part:
-        extra = {k: v for k, v in part.items() if k not in ("type", "url")}
-        return {"type": "video", "video": part["url"], **extra}
-    return part
-
-
-def normalize_messages(messages: list[dict]) -> list[dict]:
-    """Copy of ``messages`` with OpenAI ``image_url``/``video_url`` parts turned into Qwen parts.
-
-    qwen-vl-utils 0.0.14 crashes on ``{"type": "image_url", "image_url": {"url": ...}}`` (it calls
-    ``.startswith`` on the dict) and silently drops ``video_url`` parts (04_vllm_serving).
-    """
-    out = []
-    for message in messages:
-        message = dict(message)
-        if isinstance(message.get("content"), list):
-            message["content"] = [_openai_part_to_qwen(p) for p in message["content"]]
-        out.append(message)
-    return out
-
-
-def qwen_vl_utils_reads_video() -> bool:
-    """True when one of qwen-vl-utils 0.0.14's video readers works here: torchcodec, decord, or
-    ``torchvision.io.read_video`` (removed from recent torchvision releases)."""
-    import importlib.util
-
-    if importlib.util.find_spec("torchcodec") or importlib.util.find_spec("decord"):
-        return True
-    import torchvision.io
-
-    return hasattr(torchvision.io, "read_video")
-
-
-def _resize_video(video: Any, part: dict, factor: int) -> Any:
-    """Resize a (T, C, H, W) video the way qwen-vl-utils does (per-frame and total pixel budgets),
-    with sides that are multiples of ``factor`` (32 for Qwen3-VL)."""
-    from qwen_vl_utils import vision_process as vp
-    from torchvision.transforms import InterpolationMode
-    from torchvision.transforms import functional as F
-
-    from cookbook.memory import smart_resize
-
-    frames, _, height, width = video.shape
-    min_pixels = part.get("min_pixels", vp.VIDEO_MIN_TOKEN_NUM * factor * factor)
-    total_pixels = part.get("total_pixels", vp.MODEL_SEQ_LEN * factor * factor * 0.9)
-    max_pixels = max(min(vp.VIDEO_MAX_TOKEN_NUM * factor * factor, total_pixels / frames * vp.FRAME_FACTOR),
-                     int(min_pixels * 1.05))
-    max_pixels = min(part.get("max_pixels", max_pixels), max_pixels)
-    if "resized_height" in part and "resized_width" in part:  # qwen-vl-utils' image bounds: 4 to 16384 tokens
-        height, width = part["resized_height"], part["resized_width"]
-        min_pixels, max_pixels = vp.IMAGE_MIN_TOKEN_NUM * factor**2, vp.IMAGE_MAX_TOKEN_NUM * factor**2
-    h, w = smart_resize(height, width, factor, min_pixels=min_pixels, max_pixels=max_pixels)
-    return F.resize(video, [h, w], interpolation=InterpolationMode.BICUBIC, antialias=True).float()
-
-
-def _frame_list_video(part: dict, factor: int) -> tuple[Any, dict]:
-    """A list of frames (PIL images or paths) as ``(frames, metadata)``: sides multiples of
-    ``factor``, aspect ratio kept, timestamps at ``sample_fps`` frames per second (default 2).
-
-    Replaces qwen-vl-utils 0.0.14's frame-list branch, which first resizes every frame to multiples
-    of 64 (it passes the merge factor where the patch size belongs) and so distorts the picture.
-    """
+def vllm_inputs(messages: list[dict], processor: Any) -> dict[str, Any]:
+    """One prompt for ``vllm.LLM.generate`` from cookbook messages: the chat text, the images, and each video as
+    ``(frames, metadata)`` with the fps and frame indices Qwen3-VL's timestamps need (04_vllm_serving)."""
     import numpy as np
-    import torch
-    from PIL import Image
-    from qwen_vl_utils import vision_process as vp
 
     from cookbook.messages import load_image
+    from cookbook.video import read_video
 
-    # PIL frames through qwen-vl-utils' to_rgb (alpha over white); paths, URLs, arrays via load_image
-    frames = [vp.to_rgb(src) if isinstance(src, Image.Image) else load_image(src) for src in part["video"]]
-    if len(frames) % vp.FRAME_FACTOR:  # temporal patch 2: pad with the last frame, as upstream does
-        frames.append(frames[-1])
-    video = torch.stack([torch.from_numpy(np.asarray(f).copy()).permute(2, 0, 1) for f in frames])
-    metadata = {"fps": float(part.get("sample_fps", vp.FPS)), "frames_indices": list(range(len(frames))),
-                "total_num_frames": len(frames), "video_backend": "frames"}
-    return _resize_video(video, part, factor), metadata
-
-
-def _file_video(part: dict, factor: int) -> tuple[Any, dict]:
-    """A video file read with PyAV and sampled like qwen-vl-utils (``fps``, default 2; 4 to 768
-    frames; ``video_start``/``video_end``), with the original fps and frame indices as metadata."""
-    import torch
-
-    from cookbook.video import load
-
-    options = {k: v for k, v in part.items() if k not in ("type", "video")}
-    frames, metadata = load(part["video"], **options)
-    video = torch.from_numpy(frames).permute(0, 3, 1, 2)
-    return _resize_video(video, part, factor), metadata
-
-
-def vllm_inputs(messages: list[dict], processor: Any, image_patch_size: int | None = None) -> dict:
-    """One prompt for ``vllm.LLM.generate``: text with vision placeholders, ``multi_modal_data`` and
-    ``mm_processor_kwargs`` (04_vllm_serving). The seed's ``prepare_inputs_for_vllm``, fixed.
-
-    Images come back as PIL images with sides that are multiples of 32; videos as
-    ``(frames, metadata)`` pairs with the fps and frame indices Qwen3-VL's timestamps need.
-    """
-    from qwen_vl_utils import process_vision_info
-
-    messages = normalize_messages(messages)
-    patch = image_patch_size or getattr(getattr(processor, "image_processor", None), "patch_size", None) or 16
     text = processor.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
-
-    # Videos are read here (qwen-vl-utils 0.0.14 distorts frame lists and needs torchcodec, decord or
-    # an old torchvision for files); it handles the images.
-    pairs: list[tuple[Any, dict]] = []
-    kept = []
-    for m in messages:
-        content = m.get("content")
-        if not isinstance(content, list):
-            kept.append(m)
-            continue
-        parts = []
-        for part in content:
-            if isinstance(part, dict) and "video" in part:
-                if isinstance(part["video"], (list, tuple)):
-                    pairs.append(_frame_list_video(part, factor=patch * 2))
-                else:  # files and URLs: decoded with PyAV, no torchcodec/decord/FFmpeg needed
-                    pairs.append(_file_video(part, factor=patch * 2))
-            else:
-                parts.append(part)
-        kept.append({**m, "content": parts})
-    images, _, _ = process_vision_info(
-        kept,
-        image_patch_size=patch,  # 16 for Qwen3-VL (14 is the default, for Qwen2.5-VL)
-        return_video_kwargs=True,
-        return_video_metadata=True,  # for videos: Qwen3-VL needs fps + frame indices for its stamps
-    )
-
-    mm_data: dict[str, list] = {}
-    if images is not None:
-        mm_data["image"] = images
-    if pairs:
-        mm_data["video"] = pairs  # (frames, metadata) pairs, as vLLM expects for Qwen3-VL
-    out: dict[str, Any] = {"prompt": text, "multi_modal_data": mm_data}
-    if pairs:
-        # frames were sampled here; vLLM must not sample them again
-        out["mm_processor_kwargs"] = {"do_sample_frames": False}
-    return out
+    images, videos = [], []
+    for message in messages:
+        for part in message["content"] if isinstance(message["content"], list) else []:
+            if part["type"] == "image":
+                images.append(load_image(part["image"]))
+            elif part["type"] == "video" and isinstance(part["video"], list):  # frames taken at part["fps"]
+                frames = np.stack([np.asarray(f.convert("RGB")) for f in part["video"]])
+                n = len(frames)
+                videos.append((frames, {"fps": part["fps"], "frames_indices": list(range(n)), "total_num_frames": n}))
+            elif part["type"] == "video":  # a file: sampled here (2 fps), real frame indices and fps kept
+                videos.append(read_video(part["video"], fps=part.get("fps", 2.0)))
+    data = {"image": images, "video": videos}
+    return {"prompt": text, "multi_modal_data": {k: v for k, v in data.items() if v},
+            "mm_processor_kwargs": {"do_sample_frames": False} if videos else {}}  # sampled already
 
 
 # ---------------------------------------------------------------------------------------------
-# 2. vllm serve / vllm.LLM plans from a hardware description
+# 2. A vllm serve plan from a hardware description
 # ---------------------------------------------------------------------------------------------
-
-NATIVE_CONTEXT = 262144  # config max_position_embeddings: 256K
-NICE_LENGTHS = (8192, 16384, 32768, 65536, 131072, 262144)
-def _checkpoint(model: str) -> Checkpoint:
-    """The line-up entry for ``model`` (hub id or folder name), or a ValueError naming the form."""
-    ck = checkpoint(model)
-    if ck is None:
-        raise ValueError(
-            f"{model!r} is not a Qwen3-VL checkpoint name (Qwen/Qwen3-VL-<size>-<Instruct|Thinking>[-FP8]). "
-            "Pass one of the line-up, e.g. Qwen/Qwen3-VL-8B-Instruct."
-        )
-    return ck
 
 
 class NoGPUError(RuntimeError):
@@ -242,24 +92,43 @@ class Flag:
         return [self.name] if self.value is None else [self.name, self.value]
 
 
+def pixel_budget(max_model_len: int, images: int, videos: int) -> int:
+    """Pixels per image (and per whole video) so that ``images`` + ``videos`` fit ``max_model_len`` beside
+    ``TEXT_RESERVE`` text tokens: one token per 32x32 pixels, a video's two frames share a token (04)."""
+    items = images + videos / 2
+    tokens = min(MAX_IMAGE_TOKENS, int((max_model_len - TEXT_RESERVE) / items)) if items else MAX_IMAGE_TOKENS
+    return max(4, tokens) * 32 * 32
+
+
+def plan_numbers(ck: Checkpoint, hw: Hardware, max_model_len: int | None = None, kv_dtype: str = "auto",
+                 utilization: float = 0.9) -> tuple[Fit, int]:
+    """The split and the context length of a plan: ``lineup.fit`` (the rule ``recommend_model`` uses), then the
+    longest of 8K..256K that two full-length requests fill, unless you set one (04_vllm_serving)."""
+    f = fit(ck, hw, utilization=utilization, kv_dtype=kv_dtype)
+    if f is None:
+        raise DoesNotFitError(
+            f"{ck.id} ({ck.weights_gib:.1f} GiB of weights) leaves no room for a KV cache of two 8K-token "
+            f"requests on {len(hw.gpus)} x {gpu_gib(hw):.1f} GiB at any tensor parallel size. "
+            f"This machine serves {recommend_model(hw, ck.variant == 'Thinking').checkpoint.id} (cb.recommend_model).")
+    if max_model_len is None:
+        max_model_len = max([n for n in LENGTHS if 2 * n <= f.kv_tokens] or [LENGTHS[0]])
+    return f, max_model_len
+
+
 @dataclass(frozen=True)
-class VllmPlan:
-    """A ``vllm serve`` command and the matching ``vllm.LLM`` keyword arguments, each flag explained."""
+class VllmPlan(Pretty):
+    """A ``vllm serve`` command and the matching ``vllm.LLM`` arguments for one machine, each flag explained."""
 
     model: str
-    requested: str
-    tensor_parallel_size: int
-    data_parallel_size: int
-    gpu_memory_utilization: float
+    fit: Fit
     max_model_len: int
     limit_mm_per_prompt: dict[str, int]
     flags: tuple[Flag, ...]
-    warnings: tuple[str, ...] = ()
     notes: tuple[str, ...] = ()
-    kv_cache_tokens: int = 0
-    weights_gb_per_gpu: float = 0.0
-    moe: bool = False
-    thinking: bool = False
+
+    def value(self, name: str) -> str | None:
+        """The value of flag ``name`` (``"--max-model-len"``), or None when the plan does not set it."""
+        return next((f.value for f in self.flags if f.name == name), None)
 
     def command(self, host: str = "127.0.0.1", port: int = 8000) -> list[str]:
         """``vllm serve`` argv (pass to subprocess; no shell quoting needed)."""
@@ -270,196 +139,127 @@ class VllmPlan:
 
     def shell(self, host: str = "127.0.0.1", port: int = 8000) -> str:
         """The command as you would type it, one flag per line."""
-        argv = self.command(host, port)
-        lines = [" ".join(shlex.quote(a) for a in argv[:3])]
-        i = 3
-        while i < len(argv):
-            if i + 1 < len(argv) and not argv[i + 1].startswith("--"):
-                lines.append(f"  {argv[i]} {shlex.quote(argv[i + 1])}")
-                i += 2
-            else:
-                lines.append(f"  {argv[i]}")
-                i += 1
-        return " \\\n".join(lines)
+        lines = [f"vllm serve {self.model}"]
+        lines += [" ".join(shlex.quote(w) for w in f.argv()) for f in self.flags]
+        lines.append(f"--host {host} --port {port}")
+        return " \\\n  ".join(lines)
 
-    def llm_kwargs(self) -> dict[str, Any]:
-        """Keyword arguments for offline ``vllm.LLM(**kwargs)`` derived the same way."""
-        kw: dict[str, Any] = {
-            "model": self.model,
-            "tensor_parallel_size": self.tensor_parallel_size,
-            "gpu_memory_utilization": self.gpu_memory_utilization,
-            "max_model_len": self.max_model_len,
-            "limit_mm_per_prompt": dict(self.limit_mm_per_prompt),
-            "seed": 0,
-        }
-        if self.tensor_parallel_size > 1:
-            kw["mm_encoder_tp_mode"] = "data"
-            if self.moe:
-                kw["enable_expert_parallel"] = True
-        overrides = next((f.value for f in self.flags if f.name == "--hf-overrides"), None)
-        if overrides:
-            kw["hf_overrides"] = json.loads(overrides)
-        return kw
+    def llm_kwargs(self, prompts: list[dict] | None = None) -> dict[str, Any]:
+        """Keyword arguments for ``vllm.LLM``; ``limit_mm_per_prompt`` counted from ``prompts`` (``vllm_inputs``
+        results), refused with the counts when a prompt carries more than the plan was sized for (04)."""
+        limit = dict(self.limit_mm_per_prompt)
+        if prompts is not None:
+            counts = [{k: len(p["multi_modal_data"].get(k, [])) for k in ("image", "video")} for p in prompts]
+            for i, c in enumerate(counts):
+                if any(c[k] > self.limit_mm_per_prompt[k] for k in c):
+                    raise ValueError(
+                        f"prompt {i} carries {c['image']} image(s) and {c['video']} video(s), more than this plan "
+                        f"was sized for ({self.limit_mm_per_prompt}); plan again with "
+                        f"vllm_plan(hw, model, images={max(x['image'] for x in counts)}, "
+                        f"videos={max(x['video'] for x in counts)}).")
+            limit = {k: max(c[k] for c in counts) for k in ("image", "video")}
+        kw: dict[str, Any] = {"model": self.model, "tensor_parallel_size": self.fit.tensor_parallel,
+                              "gpu_memory_utilization": float(self.value("--gpu-memory-utilization")),
+                              "max_model_len": self.max_model_len, "limit_mm_per_prompt": limit}
+        for flag in ("--mm-processor-kwargs", "--hf-overrides"):
+            if self.value(flag):
+                kw[flag[2:].replace("-", "_")] = json.loads(self.value(flag))
+        for flag in ("--mm-encoder-tp-mode", "--kv-cache-dtype", "--moe-backend"):
+            if self.value(flag):
+                kw[flag[2:].replace("-", "_")] = self.value(flag)
+        for flag in ("--enable-expert-parallel", "--async-scheduling"):
+            if any(f.name == flag for f in self.flags):
+                kw[flag[2:].replace("-", "_")] = True
+        return kw | {"seed": 0}
+
+    def llm_call(self, prompts: list[dict] | None = None) -> str:
+        """``LLM(...)`` with every argument written out, as a notebook shows it."""
+        args = "".join(f"\n    {k}={v!r}," for k, v in self.llm_kwargs(prompts).items())
+        return f"LLM({args}\n)"
 
     def explain(self) -> str:
-        """A table: flag, value, why."""
-        rows = [f"{'flag':<28} {'value':<26} why", "-" * 100]
-        for f in self.flags:
-            rows.append(f"{f.name:<28} {(f.value or ''):<26} {f.why}")
-        rows += [f"note: {n}" for n in self.notes]
-        rows += [f"WARNING: {w}" for w in self.warnings]
-        return "\n".join(rows)
+        """A table: flag, value, why; then the notes."""
+        rows = [f"{f.name:<26} {(f.value or '')[:44]:<44} {f.why}" for f in self.flags]
+        return "\n".join([f"{self.model}: {self.fit}", *rows, *(f"note: {n}" for n in self.notes)])
 
     def __str__(self) -> str:
         return self.shell() + "\n\n" + self.explain()
 
-    def _repr_pretty_(self, printer, cycle) -> None:
-        printer.text(str(self))
 
-
-def vllm_plan(
-    hw: Hardware,
-    model: str,
-    *,
-    images: int = 4,
-    videos: int = 1,
-    gpu_memory_utilization: float = 0.9,
-    max_model_len: int | None = None,
-    min_sequences: int = 2,
-    served_name: str | None = None,
-) -> VllmPlan:
+def vllm_plan(hw: Hardware, model: str, *, images: int = 4, videos: int = 1, text_only: bool = False,
+              tools: bool = True, kv_cache_dtype: str = "auto", max_model_len: int | None = None,
+              gpu_memory_utilization: float = 0.9, served_name: str | None = None) -> VllmPlan:
     """Derive ``vllm serve`` flags for ``model`` on ``hw``, each with its reason (04_vllm_serving).
 
-    Tensor parallel: the smallest split (MoE: the widest, with expert parallelism) that leaves room for
-    ``min_sequences`` sequences of 8192+ tokens. Raises ``NoGPUError`` or ``DoesNotFitError``.
+    Raises ``NoGPUError`` without CUDA, ``DoesNotFitError`` when ``lineup.fit`` finds no split.
     """
     if not hw.cuda:
-        raise NoGPUError(
-            "vLLM needs a CUDA GPU and this machine has none "
-            f"(device: {hw.device}). Serve with `transformers serve` instead: "
-            "cb.serving.start(model) or `make serve`, which falls back to it automatically."
-        )
-    from cookbook import memory
-
-    ck = _checkpoint(model)
-    size, variant, fp8 = ck.size, ck.variant, ck.fp8
-    arch = memory.shape(size)  # layers, heads, KV heads, experts: from the checkpoints' config.json
-    warnings: list[str] = []
-    notes: list[str] = []
-    served = model
-    if fp8 and not hw.fp8:
-        low = min(hw.gpus, key=lambda g: g.capability)
-        served = re.sub(r"-FP8$", "", model, flags=re.I)
-        fp8 = False
-        warnings.append(
-            f"{model} is an FP8 checkpoint but {low.name} has compute capability "
-            f"{low.capability[0]}.{low.capability[1]} (< 8.9, no FP8 tensor cores; vLLM fails with "
-            f"'fp8e4nv not supported' or falls back to slower weight-only kernels). Serving the BF16 "
-            f"checkpoint {served} instead; AWQ/GPTQ checkpoints are the other way to save memory."
-        )
+        raise NoGPUError(f"vLLM needs a CUDA GPU and this machine has none (device: {hw.device}); serve with "
+                         "`transformers serve` instead: cb.serving.start(model) or `make serve`.")
+    ck = checkpoint(model)
+    if ck is None:
+        raise ValueError(f"{model!r} is not a Qwen3-VL checkpoint name (Qwen/Qwen3-VL-<size>-<Instruct|Thinking>[-FP8]).")
+    f, length = plan_numbers(ck, hw, max_model_len, kv_cache_dtype, gpu_memory_utilization)
     n = len(hw.gpus)
-    per_gpu = min(g.memory_gb for g in hw.gpus)
-    weights_gb = memory.weight_bytes(size, "fp8" if fp8 else "bf16") / 1e9
-    vision_gb = memory.parameters(size).vision * 2 / 1e9  # the vision tower stays 16-bit
-    overhead_gb = 1.5  # activations, CUDA graphs, sampler: a rough allowance (estimate)
-
-    splits = [t for t in range(1, n + 1) if n % t == 0 and arch.heads % t == 0]
-    if arch.moe:
-        splits = splits[::-1]  # widest first: experts spread over every GPU
-    fits = []
-    need = min_sequences * (max_model_len or NICE_LENGTHS[0])  # KV-cache tokens a replica must hold
-    for tp in splits:
-        extra_vision = vision_gb * (1 - 1 / tp) if tp > 1 else 0.0  # --mm-encoder-tp-mode data copies it
-        free = per_gpu * gpu_memory_utilization - weights_gb / tp - extra_vision - overhead_gb
-        # the KV heads one GPU holds (vLLM replicates them when tp > kv_heads), 16-bit cache
-        per_tok = memory.kv_cache_bytes(replace(arch, kv_heads=max(1, arch.kv_heads // tp)), tokens=1)
-        tokens = int(free * 1e9 / per_tok) if free > 0 else 0
-        if tokens >= need:
-            fits.append((tp, tokens, weights_gb / tp))
-    chosen = fits[0] if fits else None
-    if chosen is None:
-        hint = "the FP8 checkpoint (this GPU has FP8)" if hw.fp8 and not fp8 else "a smaller checkpoint"
-        raise DoesNotFitError(
-            f"{served} needs about {weights_gb:.0f} GB of weights; {n} x {per_gpu:.0f} GB at "
-            f"gpu_memory_utilization={gpu_memory_utilization} leaves no room for a KV cache of {need} "
-            f"tokens ({min_sequences} x {need // min_sequences}) at any tensor parallel size. Use {hint}, "
-            "more GPUs, or cb.recommend_model(hw); or accept less: max_model_len=4096, min_sequences=1."
-        )
-    tp, kv_tokens, w_per_gpu = chosen
-    dp = 1 if arch.moe else n // tp
-
-    if max_model_len is None:
-        fitting = [L for L in NICE_LENGTHS if L * min_sequences <= kv_tokens]
-        length = fitting[-1]
-    else:
-        length = max_model_len
-        if length > kv_tokens:
-            warnings.append(
-                f"max_model_len={length} is more than the KV cache holds (~{kv_tokens} tokens per "
-                "replica): vLLM will refuse to start. Lower it or add GPUs."
-            )
-
-    limit = {"image": images, "video": videos}
-    flags = [
-        Flag("--tensor-parallel-size", str(tp),
-             f"{served} is ~{weights_gb:.0f} GB of weights; {tp} GPU(s) hold ~{w_per_gpu:.1f} GB each "
-             f"and leave room for the KV cache (a divisor of {n} GPUs and of {arch.heads} heads; "
-             "the seed's hard-coded 2 fails on one GPU)."),
-    ]
-    if dp > 1:
-        flags.append(Flag("--data-parallel-size", str(dp),
-                          f"{n} GPUs / {tp} per copy = {dp} independent replicas behind one endpoint: "
-                          "more throughput than splitting a model that already fits."))
+    images, videos = (0, 0) if text_only else (images, videos)
+    flags = [Flag("--tensor-parallel-size", str(f.tensor_parallel),
+                  f"{ck.weights_gib:.1f} GiB of weights over {f.tensor_parallel} GPU(s) leaves a KV cache of "
+                  f"{f.kv_tokens:,} tokens (lineup.fit; the seed's hard-coded 2 fails on one GPU).")]
+    if f.replicas > 1:
+        flags.append(Flag("--data-parallel-size", str(f.replicas),
+                          f"{n} GPUs / {f.tensor_parallel} per copy: {f.replicas} replicas serve more requests "
+                          "than splitting a model that already fits."))
     flags += [
-        Flag("--gpu-memory-utilization", f"{gpu_memory_utilization:g}",
-             "fraction of each GPU vLLM may take (weights + KV cache); lower it if the GPU is shared "
-             "or the data-parallel vision encoder runs out of memory."),
-        Flag("--max-model-len", str(length),
-             (f"the KV cache fits ~{kv_tokens} tokens per replica; {length} lets {min_sequences} "
-              f"full-length requests run at once (the default, {NATIVE_CONTEXT} = 256K, may not start). "
-              "One image can cost up to 16384 tokens at the checkpoint's default budget: keep images "
-              "near 1024x1024 (~1024 tokens).")
-             if max_model_len is None else "set by you."),
-        Flag("--limit-mm-per-prompt", json.dumps(limit),
-             "images and videos one request may carry (JSON form of current vLLM); vLLM reserves "
-             "memory for this many at startup, so 0 videos frees memory for image-only servers."),
+        Flag("--gpu-memory-utilization", f"{gpu_memory_utilization:g}", "share of each GPU vLLM takes (weights + KV cache)."),
+        Flag("--max-model-len", str(length), f"two requests of this length fit the KV cache; the default 262144 "
+             "(256K) would not start." if max_model_len is None else "set by you."),
+        Flag("--limit-mm-per-prompt", json.dumps({"image": images, "video": videos}),
+             "text only: no memory reserved for the vision encoder's inputs." if text_only else
+             "items per request; vLLM reserves memory for this many at start-up."),
     ]
-    if tp > 1:
-        flags.append(Flag("--mm-encoder-tp-mode", "data",
-                          "the vision encoder is small: run a full copy per GPU (data parallel) "
-                          "instead of splitting it; less communication (vLLM Qwen3-VL recipe)."))
-    if arch.moe and tp * dp > 1:
-        flags.append(Flag("--enable-expert-parallel", None,
-                          f"{size} is a mixture of experts: place whole experts on GPUs instead of "
-                          "slicing each one (Qwen3-VL README's 235B command); FP8 experts cannot be "
-                          "sliced into pieces narrower than their 128-wide scale blocks."))
-    if variant == "Thinking":
-        flags.append(Flag("--reasoning-parser", "deepseek_r1",
-                          "the Thinking chat template opens <think> in the prompt, so the output has "
-                          "only </think>; this parser splits reasoning from the answer without the "
-                          "opening tag (vLLM's qwen3 parser does too only in releases after PR #34779)."))
-    if hw.fp8 and not fp8 and length < 32768:
-        notes.append(f"these GPUs have FP8: {served}-FP8 halves the weights and leaves a longer context.")
-    if fp8:
-        notes.append(f"{served} runs its FP8 weights natively: every GPU has compute capability >= 8.9. "
-                     "vLLM reads the checkpoint's quantization_config; no --quantization flag is needed.")
+    if not text_only:
+        pixels = pixel_budget(length, images, videos)
+        flags.append(Flag("--mm-processor-kwargs", json.dumps({"size": {"longest_edge": pixels, "shortest_edge": 4096}}),
+                          f"at most {pixels // 1024:,} tokens per image ({pixels // 2048:,} per video): {images} "
+                          f"image(s) + {videos} video(s) + {TEXT_RESERVE} text tokens fit {length:,} (vLLM PR #34402)."))
+    if videos:
+        flags.append(Flag("--media-io-kwargs", json.dumps({"video": {"num_frames": -1}}),
+                          "keep every frame of a video_url; the processor samples them (2 fps, or per request "
+                          "mm_processor_kwargs fps/do_sample_frames). Without it vLLM pre-samples 32 frames."))
+    if f.tensor_parallel > 1:
+        flags.append(Flag("--mm-encoder-tp-mode", "data", "a whole vision encoder per GPU instead of a split one "
+                          "(Qwen3-VL README, vLLM recipe): small encoder, less communication."))
+        if ck.moe:
+            flags.append(Flag("--enable-expert-parallel", None, "whole experts per GPU instead of slices of every "
+                              "expert (the Qwen3-VL README's MoE command)."))
+    flags.append(Flag("--async-scheduling", None, "schedule the next step while the GPU runs this one (Qwen3-VL README)."))
+    if kv_cache_dtype != "auto":
+        flags.append(Flag("--kv-cache-dtype", kv_cache_dtype, "one byte per cached value: twice the tokens in the "
+                          "same memory (03's kv_cache_bytes with kv_dtype='fp8'), at a small accuracy cost."))
+    notes = []
+    if ck.fp8 and not hw.fp8:
+        notes.append("no FP8 tensor cores (compute capability < 8.9): vLLM runs these FP8 weights weight-only "
+                     "(W8A16) with its FP8 Marlin kernels, still half the memory of bf16 "
+                     "(vllm/model_executor/kernels/linear/scaled_mm/marlin.py).")
+        if ck.moe:
+            flags.append(Flag("--moe-backend", "marlin", "FP8 experts on Ampere: Marlin; the default Triton MoE kernel "
+                              "fails with 'fp8e4nv not supported' (vLLM issues #18182, #54318)."))
+    elif ck.fp8:
+        notes.append("FP8 tensor cores on every GPU: W8A8 with dynamic activation scales, as the checkpoint says.")
+    if ck.variant == "Thinking":
+        flags.append(Flag("--reasoning-parser", "deepseek_r1", "the template opens <think> in the prompt, so the "
+                          "output has only </think>; this parser splits reasoning from the answer."))
+    if tools:
+        flags += [Flag("--enable-auto-tool-choice", None, "let the model decide when to call a tool (05's agent)."),
+                  Flag("--tool-call-parser", "hermes", "Qwen3's <tool_call>{json}</tool_call> format.")]
     if served_name:
-        flags.append(Flag("--served-model-name", served_name,
-                          "the name clients send as `model` (workshop: one short name for the room)."))
+        flags.append(Flag("--served-model-name", served_name, "the name clients send as `model`."))
     if length > NATIVE_CONTEXT:
-        factor = min(3.0, float(math.ceil(length / NATIVE_CONTEXT)))
-        if length > factor * NATIVE_CONTEXT:
-            warnings.append(f"max_model_len={length} needs a YaRN factor above 3; the Qwen3-VL README "
-                            "advises 2-3 (about 1M tokens at most).")
-        flags.append(Flag("--hf-overrides", json.dumps(yarn_overrides(factor)),
-                          "YaRN beyond 256K (the Qwen3-VL README: factor 2-3, not 4); vLLM also needs "
-                          "VLLM_ALLOW_LONG_MAX_MODEL_LEN=1 in the environment."))
-    return VllmPlan(
-        model=served, requested=model, tensor_parallel_size=tp, data_parallel_size=dp,
-        gpu_memory_utilization=gpu_memory_utilization, max_model_len=length, limit_mm_per_prompt=limit,
-        flags=tuple(flags), warnings=tuple(warnings), notes=tuple(notes), kv_cache_tokens=kv_tokens,
-        weights_gb_per_gpu=w_per_gpu, moe=arch.moe, thinking=variant == "Thinking",
-    )
+        factor = min(3.0, -(-length // NATIVE_CONTEXT))
+        flags.append(Flag("--hf-overrides", json.dumps(yarn_overrides(factor)), "YaRN beyond 256K (README: factor "
+                          "2-3); --rope-scaling, the README's older form, is gone from vLLM 0.33. Needs "
+                          "VLLM_ALLOW_LONG_MAX_MODEL_LEN=1."))
+    return VllmPlan(ck.id, f, length, {"image": images, "video": videos}, tuple(flags), tuple(notes))
 
 
 def yarn_overrides(factor: float) -> dict[str, Any]:
@@ -471,7 +271,7 @@ def yarn_overrides(factor: float) -> dict[str, Any]:
 
 def choose_backend(hw: Hardware, model: str | None = None) -> tuple[str, str]:
     """``("vllm" | "transformers", reason)``: vLLM when it is installed, a CUDA GPU is present and
-    ``model`` (if given) is a Qwen3-VL checkpoint name; otherwise ``transformers serve``."""
+    ``model`` (if given) is a Qwen3-VL checkpoint name; otherwise ``transformers serve`` (04)."""
     if not hw.cuda:
         return "transformers", f"no CUDA GPU (device: {hw.device}); vLLM needs one"
     if not hw.vllm:
@@ -479,6 +279,11 @@ def choose_backend(hw: Hardware, model: str | None = None) -> tuple[str, str]:
     if model is not None and checkpoint(str(model)) is None:
         return "transformers", f"{model} is not a Qwen3-VL line-up checkpoint (the tiny model, a local folder)"
     return "vllm", f"vLLM is installed and {len(hw.gpus)} CUDA GPU(s) are present"
+
+
+# ---------------------------------------------------------------------------------------------
+# 3. A local server that always stops
+# ---------------------------------------------------------------------------------------------
 
 
 def transformers_command(model: str, host: str = "127.0.0.1", port: int = 8000,
@@ -492,7 +297,7 @@ def transformers_command(model: str, host: str = "127.0.0.1", port: int = 8000,
 def _launch_spec(kind: str, model: str, host: str, port: int, plan: VllmPlan | None,
                  extra: tuple[str, ...] = ()) -> tuple[list[str], dict[str, str], str]:
     """argv, environment and the model name clients send, for ``start`` and ``make serve``."""
-    from cookbook.hardware import hf_cache_dir
+    from cookbook.settings import hf_cache_dir
 
     env = dict(os.environ, HF_HUB_DISABLE_UPDATE_CHECK="1")
     if Path(model).is_dir():
@@ -502,15 +307,11 @@ def _launch_spec(kind: str, model: str, host: str, port: int, plan: VllmPlan | N
         # the folder does not exist yet (fresh machines, CI).
         hf_cache_dir().mkdir(parents=True, exist_ok=True)
         return transformers_command(model, host, port, extra), env, model
-    if any(f.name == "--hf-overrides" for f in plan.flags):
+    if plan.value("--hf-overrides"):
         env["VLLM_ALLOW_LONG_MAX_MODEL_LEN"] = "1"  # YaRN: a context beyond the config's 256K
-    served = next((f.value for f in plan.flags if f.name == "--served-model-name" and f.value), plan.model)
-    return plan.command(host, port) + list(extra), env, served
+    return plan.command(host, port) + list(extra), env, plan.value("--served-model-name") or plan.model
 
 
-# ---------------------------------------------------------------------------------------------
-# 3. A local server that always stops
-# ---------------------------------------------------------------------------------------------
 
 
 def _check_loopback(host: str) -> None:
@@ -559,7 +360,7 @@ atexit.register(_stop_all)
 
 
 @dataclass
-class Server:
+class Server(Pretty):
     """A running OpenAI-compatible server on loopback. Use it as a context manager, or call stop()."""
 
     kind: str
@@ -587,19 +388,6 @@ class Server:
     def running(self) -> bool:
         """True while the server process has not exited."""
         return self.process.poll() is None
-
-    def env(self) -> dict[str, str]:
-        """The environment variables a client (or a learner in workshop mode) sets to use this server."""
-        return {"COOKBOOK_BASE_URL": self.base_url, "COOKBOOK_API_KEY": "EMPTY",
-                "COOKBOOK_SERVED_MODEL": self.model}
-
-    def client(self, **kw: Any) -> Client:
-        """A ``cookbook.client.Client`` for this server (04_vllm_serving)."""
-        from cookbook.client import Client
-
-        kw.setdefault("server", self.kind)
-        kw.setdefault("log_tail", lambda: self.logs(15))
-        return Client(base_url=self.base_url, api_key="EMPTY", model=self.model, **kw)
 
     def logs(self, tail: int = 40) -> str:
         """The last ``tail`` lines of the server's log."""
@@ -638,8 +426,6 @@ class Server:
         return (f"{self.kind} serve on {self.base_url}  [{state}]\n  model: {self.model}\n"
                 f"  log: {self.log_path}\n  command: {' '.join(shlex.quote(a) for a in self.argv)}")
 
-    def _repr_pretty_(self, printer, cycle) -> None:
-        printer.text(str(self))
 
 
 def _get(url: str, timeout: float) -> tuple[int, str]:
@@ -741,8 +527,8 @@ def running_servers() -> list[Server]:
 # ---------------------------------------------------------------------------------------------
 
 
-def resolve_model(name: str | None = None) -> str:
-    """A model argument a server can load: the tiny checkpoint's folder in tiny mode, else the id."""
+def local_model(name: str | None = None) -> str:
+    """What a server loads for this run's model: the tiny checkpoint's folder in a smoke run, else the id (04)."""
     from cookbook.settings import settings, tiny_flavour
 
     name = name or settings().model
@@ -763,14 +549,14 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m cookbook.serving", description=main.__doc__)
     p.add_argument("--model", default=None, help="hub id or folder (default: COOKBOOK_MODEL's pick)")
     p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=int, default=int(os.environ.get("COOKBOOK_PORT", "8000")))
+    p.add_argument("--port", type=int, default=8000)
     p.add_argument("--backend", choices=("auto", "vllm", "transformers"), default="auto")
     p.add_argument("--served-model-name", default=None)
     p.add_argument("--dry-run", action="store_true", help="print the command and exit")
     args = p.parse_args(argv)
 
     hw = hardware()
-    model = resolve_model(args.model)
+    model = local_model(args.model)
     backend, reason = choose_backend(hw, model) if args.backend == "auto" else (args.backend, "chosen with --backend")
     plan = vllm_plan(hw, model, served_name=args.served_model_name) if backend == "vllm" else None
     if plan is not None:

@@ -1,16 +1,13 @@
-"""cookbook.bench: the statistics on synthetic timings (exact numbers), then a real run against
-`transformers serve` on 127.0.0.1 with the tiny checkpoint (started once for this module)."""
+"""cookbook.bench: the statistics on synthetic timings (exact numbers), the generated workload, then a real
+run against `transformers serve` on 127.0.0.1 with the tiny checkpoint (started once for this module)."""
 
 from __future__ import annotations
 
-import os
-
 import pytest
 
+import cookbook as cb
 from cookbook import bench
 from cookbook.bench import Timing
-
-CHELSEA = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "assets", "chelsea.jpg")
 
 
 def test_percentile_interpolates_linearly():
@@ -44,27 +41,31 @@ def test_summary_of_synthetic_timings():
     assert row.ttft_p90 == pytest.approx(0.85)
     assert row.ttft_p99 == pytest.approx(0.985)
     assert (row.latency_p50, row.latency_p90, row.latency_p99) == (3.0, 3.0, 3.0)
-    assert row.tokens_from == "usage"
     # a given wall time wins over first-start-to-last-end
     assert bench.summarize(timings, "s", 2, seconds=10.0).requests_per_s == pytest.approx(0.4)
 
 
-def test_summary_when_tokens_were_counted_from_chunks():
-    t = [Timing(0.0, 0.1, 1.0, 5, tokens_from_usage=False), Timing(0.0, 0.1, 1.0, 5)]
-    assert bench.summarize(t, "s", 1).tokens_from == "chunks"
-    assert bench.summarize([], "s", 1).requests_per_s == 0.0
-
-
-def test_ratios_and_table():
+def test_ratios():
     rows = [bench.summarize([Timing(0, 0.1, 1, 100)], "vLLM", 1),
             bench.summarize([Timing(0, 0.1, 1, 40)], "transformers", 1),
             bench.summarize([Timing(0, 0.1, 2, 600)], "vLLM", 8),
             bench.summarize([Timing(0, 0.1, 2, 100)], "transformers", 8)]
     assert bench.ratios(rows, "vLLM", "transformers") == {1: 2.5, 8: 6.0}
-    table = bench.format_rows(rows).splitlines()
-    assert table[0].split() == list(bench.COLUMNS)
-    assert len(table) == 2 + len(rows)
-    assert table[2].split()[:4] == ["vLLM", "1", "1", "0"]
+    assert bench.summarize([], "s", 1).requests_per_s == 0.0
+    assert rows[0].as_dict()["ttft_p50"] == 0.1
+
+
+def test_workload_is_distinct_and_reproducible():
+    w = bench.workload(12, seed=3)
+    urls = [m[0]["content"][0]["image_url"]["url"] for m in w]
+    texts = [m[0]["content"][1]["text"] for m in w]
+    assert len(set(urls)) == 12 and len(set(texts)) == 12  # no two requests share an image or a prompt
+    assert bench.workload(12, seed=3) == w and bench.workload(12, seed=4) != w
+
+
+def test_fixed_length_only_where_the_server_has_it():
+    assert bench.fixed_length("vllm", 64) == {"ignore_eos": True, "min_tokens": 64}
+    assert bench.fixed_length("transformers", 64) == {}
 
 
 # ----------------------------------------------------------------------------- a real run
@@ -72,7 +73,6 @@ def test_ratios_and_table():
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    import cookbook as cb
     from cookbook import serving as sv
 
     with sv.start(cb.tiny.build(), log_dir=tmp_path_factory.mktemp("logs"), threads=1) as s:
@@ -80,36 +80,28 @@ def server(tmp_path_factory):
 
 
 def test_real_run_rows(server):
-    rows = bench.run(server.client(), "Describe the picture.", images=[CHELSEA], max_tokens=8,
-                     concurrency=(1, 3), requests=6, progress=False)
+    import openai
+
+    client = openai.OpenAI(base_url=server.base_url, api_key="EMPTY")
+    requests = bench.workload(1 + 2 * 3)
+    with pytest.raises(ValueError, match="pass workload\\(9\\)"):
+        bench.run(client, server.model, requests[:5], server="transformers", concurrency=(1, 3), per_level=4)
+    rows = bench.run(client, server.model, requests, server="transformers", concurrency=(1, 3), per_level=3,
+                     max_tokens=8)
     assert [(r.server, r.concurrency, r.requests, r.ok, r.errors) for r in rows] == [
-        ("transformers", 1, 6, 6, 0), ("transformers", 3, 6, 6, 0)]
+        ("transformers", 1, 3, 3, 0), ("transformers", 3, 3, 3, 0)]
     for r in rows:
-        assert r.mean_output_tokens == 8 and r.tokens_from == "usage"
-        assert r.requests_per_s > 0 and r.output_tokens_per_s == pytest.approx(8 * r.requests_per_s)
-        assert 0 < r.ttft_p50 <= r.latency_p50 <= r.latency_p90 <= r.latency_p99
-        assert set(r.as_dict()) >= set(bench.COLUMNS)
+        assert 0 < r.mean_output_tokens <= 8  # transformers serve cannot fix the length
+        assert r.requests_per_s > 0 and r.output_tokens_per_s == pytest.approx(r.mean_output_tokens * r.requests_per_s)
+        assert r.latency_p50 <= r.latency_p90 <= r.latency_p99
+        assert r.ttft_p50 is None or r.ttft_p50 <= r.latency_p99
 
 
-def test_compare_two_servers_and_plot(server):
-    import matplotlib
+def test_a_dead_server_fails_each_request_with_its_error():
+    import openai
 
-    matplotlib.use("Agg")
-    a, b = server.client(), server.client()
-    rows = bench.compare({"A": a, "B": b}, "Hello", max_tokens=4, concurrency=(1, 2), requests=2,
-                         warmup=0, progress=False)
-    assert [(r.server, r.concurrency) for r in rows] == [("A", 1), ("A", 2), ("B", 1), ("B", 2)]
-    assert set(bench.ratios(rows, "A", "B")) == {1, 2}
-    fig = bench.plot(rows, title="test")
-    assert len(fig.axes) == 3 and len(fig.axes[0].lines) == 2
-
-
-def test_a_dead_server_fails_loudly():
-    from cookbook import client as cl
     from cookbook import serving as sv
 
-    c = cl.Client(base_url=f"http://127.0.0.1:{sv.free_port()}/v1", model="m")
-    t = bench.measure(c, "hi", max_tokens=2)
-    assert not t.ok and "Cannot connect" in t.error
-    with pytest.raises(cl.ClientError, match="every request at concurrency 1 failed"):
-        bench.run(c, "hi", concurrency=(1,), requests=2, warmup=0, progress=False, max_tokens=2)
+    client = openai.OpenAI(base_url=f"http://127.0.0.1:{sv.free_port()}/v1", api_key="EMPTY", max_retries=0)
+    t = bench.time_request(client, "m", bench.workload(1)[0], 4)
+    assert not t.ok and "Connection" in t.error and t.output_tokens == 0

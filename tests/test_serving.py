@@ -1,5 +1,5 @@
-"""cookbook.serving: the vLLM input builder (without vLLM), vllm serve plans for made-up machines,
-and the lifecycle of a real `transformers serve` on 127.0.0.1 with the tiny checkpoint."""
+"""cookbook.serving: the vLLM input builder (without vLLM), vllm serve plans for made-up machines checked
+against vLLM's rules, and the lifecycle of a real `transformers serve` on 127.0.0.1 with the tiny checkpoint."""
 
 from __future__ import annotations
 
@@ -13,16 +13,24 @@ import time
 
 import pytest
 
+import cookbook as cb
 from cookbook import serving as sv
-from cookbook.hardware import GPU, Hardware
+from cookbook.lineup import LINEUP, fit, machine, recommend_model
 
-CHELSEA = "assets/chelsea.jpg"  # 451x300
-COFFEE = "assets/coffee.jpg"  # 600x400
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+CHELSEA = os.path.join(ROOT, "assets", "chelsea.jpg")  # 451x300
 
-
-def asset(name: str) -> str:
-    return os.path.join(ROOT, name)
+MACHINES = {
+    "1 x RTX 4060 8 GB": machine("RTX 4060", 8, (8, 9)),
+    "1 x RTX 3090 24 GB": machine("RTX 3090", 24, (8, 6)),
+    "1 x L4 24 GB": machine("L4", 24, (8, 9)),
+    "1 x A100 80 GB": machine("A100", 80, (8, 0)),
+    "1 x H100 80 GB": machine("H100", 80, (9, 0)),
+    "2 x H100 80 GB": machine("H100", 80, (9, 0), 2),
+    "4 x L40S 48 GB": machine("L40S", 48, (8, 9), 4),
+    "8 x A100 80 GB": machine("A100", 80, (8, 0), 8),
+    "8 x H100 80 GB": machine("H100", 80, (9, 0), 8),
+}
 
 
 # ----------------------------------------------------------------------------- vLLM inputs
@@ -32,205 +40,164 @@ def asset(name: str) -> str:
 def processor():
     from transformers import AutoProcessor
 
-    import cookbook as cb
-
     return AutoProcessor.from_pretrained(cb.tiny.build())
 
 
 @pytest.fixture(scope="module")
 def demo_video(tmp_path_factory):
-    import cookbook as cb
-
-    return cb.video.write_demo_video(tmp_path_factory.mktemp("v") / "demo.mp4", seconds=3.0, fps=10,
+    return cb.video.write_clip(tmp_path_factory.mktemp("v") / "demo.mp4", seconds=3.0, fps=10,
                                      size=(320, 240))
-
-
-def test_openai_parts_become_qwen_parts():
-    msgs = [{"role": "user", "content": [
-        {"type": "image_url", "image_url": {"url": "a.png"}, "max_pixels": 1024},
-        {"type": "video_url", "video_url": {"url": "b.mp4"}},
-        {"type": "image", "url": "c.png"},
-        {"type": "text", "text": "hi"}]}]
-    out = sv.normalize_messages(msgs)
-    assert out[0]["content"] == [
-        {"type": "image", "image": "a.png", "max_pixels": 1024},
-        {"type": "video", "video": "b.mp4"},
-        {"type": "image", "image": "c.png"},
-        {"type": "text", "text": "hi"},
-    ]
-    assert msgs[0]["content"][0]["type"] == "image_url"  # the input is not modified
-
-
-def test_qwen_vl_utils_0014_defects_are_real():
-    """The two defects vllm_inputs works around; if a release fixes them this test says so."""
-    from PIL import Image
-    from qwen_vl_utils import process_vision_info
-
-    with pytest.raises(AttributeError, match="startswith"):
-        process_vision_info([{"role": "user", "content": [
-            {"type": "image_url", "image_url": {"url": asset(CHELSEA)}}]}], image_patch_size=16)
-    frames = [Image.new("RGB", (200, 100)) for _ in range(4)]
-    _, videos, _ = process_vision_info([{"role": "user", "content": [{"type": "video", "video": frames}]}],
-                                       image_patch_size=16, return_video_kwargs=True,
-                                       return_video_metadata=True)
-    video, _ = videos[0]
-    h, w = video.shape[-2:]
-    assert (h, w) == (320, 448)  # 2:1 frames come back 1.4:1 (resized to multiples of 64 first)
 
 
 def test_vllm_inputs_images_videos_and_metadata(processor, demo_video):
     from PIL import Image
 
-    frames = [Image.new("RGB", (200, 100), (40 * i, 0, 0)) for i in range(5)]
-    msgs = [{"role": "user", "content": [
-        {"type": "image_url", "image_url": {"url": asset(CHELSEA)}},  # OpenAI style: crashed 0.0.14
-        {"type": "image", "image": asset(COFFEE)},
-        {"type": "video", "video": str(demo_video), "fps": 2.0},
-        {"type": "video", "video": frames, "sample_fps": 1.0},
-        {"type": "text", "text": "What is here?"}]}]
-    out = sv.vllm_inputs(msgs, processor)
-
-    assert out["prompt"].count("<|image_pad|>") == 2 and out["prompt"].count("<|video_pad|>") == 2
-    assert out["prompt"].endswith("What is here?<|im_end|>\n<|im_start|>assistant\n")
-    images = out["multi_modal_data"]["image"]
-    assert [im.size for im in images] == [(448, 288), (608, 384)]
-    assert all(w % 32 == 0 and h % 32 == 0 for w, h in (im.size for im in images))
-
-    (v1, m1), (v2, m2) = out["multi_modal_data"]["video"]
-    # 3 s at 10 fps, sampled at 2 fps: 6 frames at the indices qwen-vl-utils' readers pick.
-    assert tuple(v1.shape) == (6, 3, 320, 448)
-    assert m1["fps"] == 10.0 and m1["total_num_frames"] == 30
-    assert list(m1["frames_indices"]) == [0, 6, 12, 17, 23, 29]
-    # 5 frames of 200x100: padded to 6, aspect ratio 2:1 kept, timestamps at 1 frame/s.
-    assert tuple(v2.shape) == (6, 3, 256, 512)
-    assert m2["fps"] == 1.0 and list(m2["frames_indices"]) == [0, 1, 2, 3, 4, 5]
+    frames = [Image.new("RGB", (200, 100), (50 * i, 80, 160)) for i in range(4)]
+    messages = [cb.messages.user(CHELSEA, cb.messages.video(str(demo_video), fps=2.0),
+                                 cb.messages.video(frames, fps=1.0), "What happens?")]
+    out = sv.vllm_inputs(messages, processor)
+    assert out["prompt"].count("<|vision_start|>") == 3 and out["prompt"].endswith("<|im_start|>assistant\n")
+    assert [im.size for im in out["multi_modal_data"]["image"]] == [(451, 300)]
+    (file_frames, file_meta), (list_frames, list_meta) = out["multi_modal_data"]["video"]
+    assert file_meta["fps"] == 10 and file_meta["frames_indices"] == [0, 6, 12, 17, 23, 29]  # 6 frames = 2 fps of 3 s
+    assert list_frames.shape == (4, 100, 200, 3)  # the frame list keeps its 2:1 aspect ratio
+    assert list_meta == {"fps": 1.0, "frames_indices": [0, 1, 2, 3], "total_num_frames": 4}
     assert out["mm_processor_kwargs"] == {"do_sample_frames": False}
-
-    # What vLLM does with them: the HF processor, frames already sampled. Timestamps follow metadata.
-    batch = processor(text=[out["prompt"]], images=images, videos=[v1, v2], video_metadata=[m1, m2],
-                      do_resize=False, return_tensors="pt", **out["mm_processor_kwargs"])
-    text = processor.tokenizer.decode(batch["input_ids"][0])
-    assert re.findall(r"<([\d.]+) seconds>", text) == ["0.3", "1.4", "2.6", "0.5", "2.5", "4.5"]
-    assert batch["image_grid_thw"].tolist() == [[1, 18, 28], [1, 24, 38]]
+    # the real processor turns the metadata into the timestamps Qwen3-VL reads
+    videos = out["multi_modal_data"]["video"]
+    batch = processor(text=[out["prompt"]], images=out["multi_modal_data"]["image"], videos=[v for v, _ in videos],
+                      video_metadata=[m for _, m in videos], return_tensors="pt", **out["mm_processor_kwargs"])
+    stamps = re.findall(r"<([\d.]+) seconds>", processor.tokenizer.decode(batch["input_ids"][0]))
+    expected = [f"{(m['frames_indices'][i] + m['frames_indices'][i + 1]) / 2 / m['fps']:.1f}"
+                for _, m in videos for i in range(0, len(m["frames_indices"]), 2)]
+    assert stamps == expected and expected[-2:] == ["0.5", "2.5"]  # frames 0-1 and 2-3 at 1 fps
 
 
 def test_vllm_inputs_image_only_has_no_video_kwargs(processor):
-    out = sv.vllm_inputs([{"role": "user", "content": [
-        {"type": "image", "image": asset(CHELSEA)}, {"type": "text", "text": "Describe."}]}], processor)
-    assert list(out) == ["prompt", "multi_modal_data"]
-    assert list(out["multi_modal_data"]) == ["image"]
+    out = sv.vllm_inputs([cb.messages.user(CHELSEA, "Describe.")], processor)
+    assert set(out["multi_modal_data"]) == {"image"} and out["mm_processor_kwargs"] == {}
+
+
+def test_llm_kwargs_count_the_prompts_or_refuse_with_the_counts(processor, demo_video):
+    """The seed's offline cell sent 1 image + 2 videos with a limit of 1 video: vLLM refuses such a prompt."""
+    prompt = sv.vllm_inputs([cb.messages.user(CHELSEA, cb.messages.video(str(demo_video)),
+                                              cb.messages.video(str(demo_video)), "Compare.")], processor)
+    default = sv.vllm_plan(MACHINES["1 x L4 24 GB"], "Qwen/Qwen3-VL-8B-Instruct-FP8")  # sized for 4 images, 1 video
+    with pytest.raises(ValueError, match=r"prompt 0 carries 1 image\(s\) and 2 video\(s\).*images=1, videos=2"):
+        default.llm_kwargs([prompt])
+    plan = sv.vllm_plan(MACHINES["1 x L4 24 GB"], "Qwen/Qwen3-VL-8B-Instruct-FP8", images=1, videos=2)
+    assert plan.llm_kwargs([prompt])["limit_mm_per_prompt"] == {"image": 1, "video": 2}
+    text = sv.vllm_inputs([cb.messages.user("Hello")], processor)
+    assert plan.llm_kwargs([text])["limit_mm_per_prompt"] == {"image": 0, "video": 0}
+    assert plan.llm_kwargs()["limit_mm_per_prompt"] == {"image": 1, "video": 2}
 
 
 # ----------------------------------------------------------------------------- plans
 
-H100, A100, RTX4090, RTX3090 = (GPU("H100", 80.0, (9, 0)), GPU("A100", 80.0, (8, 0)),
-                                GPU("RTX 4090", 24.0, (8, 9)), GPU("RTX 3090", 24.0, (8, 6)))
 
-
-def cuda(*gpus: GPU) -> Hardware:
-    return Hardware(device="cuda", gpus=tuple(gpus), vllm=True)
-
-
-def flags(plan: sv.VllmPlan) -> dict[str, str | None]:
+def _flags(plan):
     return {f.name: f.value for f in plan.flags}
 
 
 def test_no_gpu_is_a_clear_error_and_falls_back_to_transformers_serve():
-    hw = Hardware(device="cpu")
     with pytest.raises(sv.NoGPUError, match="transformers serve"):
-        sv.vllm_plan(hw, "Qwen/Qwen3-VL-4B-Instruct")
-    assert sv.choose_backend(hw)[0] == "transformers"
-    assert sv.choose_backend(Hardware(device="cuda", gpus=(H100,), vllm=False)) == (
-        "transformers", "vLLM is not installed (pip install -e '.[gpu]')")
-    assert sv.choose_backend(cuda(H100))[0] == "vllm"
-    assert sv.choose_backend(cuda(H100), "Qwen/Qwen3-VL-8B-Instruct")[0] == "vllm"
-    assert sv.choose_backend(cuda(H100), "/cache/qwen3-vl-tiny-instruct-abc")[0] == "transformers"
+        sv.vllm_plan(cb.Hardware("cpu"), "Qwen/Qwen3-VL-8B-Instruct")
+    assert sv.choose_backend(cb.Hardware("cpu"))[0] == "transformers"
+    assert sv.choose_backend(MACHINES["1 x L4 24 GB"])[0] == "transformers"  # vllm not installed there
+    with pytest.raises(ValueError, match="not a Qwen3-VL checkpoint"):
+        sv.vllm_plan(MACHINES["1 x L4 24 GB"], "gpt2")
 
 
-def test_one_24gb_gpu_8b():
-    plan = sv.vllm_plan(cuda(RTX4090), "Qwen/Qwen3-VL-8B-Instruct")
-    f = flags(plan)
-    assert plan.tensor_parallel_size == 1 and plan.data_parallel_size == 1
-    assert f["--tensor-parallel-size"] == "1"
-    assert f["--max-model-len"] == "8192"  # ~17k tokens of KV cache, 2 sequences
-    assert json.loads(f["--limit-mm-per-prompt"]) == {"image": 4, "video": 1}
-    assert "--mm-encoder-tp-mode" not in f and "--enable-expert-parallel" not in f
-    assert "--reasoning-parser" not in f
-    assert any("-FP8" in n for n in plan.notes)  # the 4090 has FP8: a longer context is possible
-    assert plan.llm_kwargs() == {"model": "Qwen/Qwen3-VL-8B-Instruct", "tensor_parallel_size": 1,
-                                 "gpu_memory_utilization": 0.9, "max_model_len": 8192,
-                                 "limit_mm_per_prompt": {"image": 4, "video": 1}, "seed": 0}
+@pytest.mark.parametrize("name", list(MACHINES))
+@pytest.mark.parametrize("thinking", [False, True])
+def test_the_recommended_checkpoint_is_always_servable_by_its_plan(name, thinking):
+    hw = MACHINES[name]
+    ck = recommend_model(hw, thinking=thinking).checkpoint
+    plan = sv.vllm_plan(hw, ck.id)
+    f = _flags(plan)
+    assert plan.model == ck.id and plan.fit == fit(ck, hw)  # one rule for both
+    tp, n = int(f["--tensor-parallel-size"]), len(hw.gpus)
+    assert n % tp == 0 and 2 * int(f["--max-model-len"]) <= plan.fit.kv_tokens
+    assert "--async-scheduling" in f and f["--tool-call-parser"] == "hermes"
+    assert json.loads(f["--media-io-kwargs"]) == {"video": {"num_frames": -1}}
+    pixels = json.loads(f["--mm-processor-kwargs"])["size"]["longest_edge"]
+    limit = json.loads(f["--limit-mm-per-prompt"])
+    assert (limit["image"] * pixels / 1024 + limit["video"] * pixels / 2048 + sv.TEXT_RESERVE
+            <= int(f["--max-model-len"]))  # the pixel budget fits the context
+    assert (f.get("--reasoning-parser") == "deepseek_r1") == thinking
+    assert ("--mm-encoder-tp-mode" in f) == (tp > 1)
 
 
-def test_one_24gb_gpu_4b_gets_a_longer_context():
-    plan = sv.vllm_plan(cuda(RTX4090), "Qwen/Qwen3-VL-4B-Instruct")
-    assert plan.max_model_len == 32768
+def test_every_flag_is_one_vllm_033_knows():
+    known = {"--tensor-parallel-size", "--data-parallel-size", "--gpu-memory-utilization", "--max-model-len",
+             "--limit-mm-per-prompt", "--mm-processor-kwargs", "--media-io-kwargs", "--mm-encoder-tp-mode",
+             "--enable-expert-parallel", "--async-scheduling", "--kv-cache-dtype", "--moe-backend",
+             "--reasoning-parser", "--enable-auto-tool-choice", "--tool-call-parser", "--served-model-name",
+             "--hf-overrides"}
+    seen = set()
+    for hw in MACHINES.values():
+        for ck in LINEUP:
+            try:
+                seen |= set(_flags(sv.vllm_plan(hw, ck.id, kv_cache_dtype="fp8", served_name="q")))
+            except sv.DoesNotFitError:
+                pass
+    assert seen <= known and "--rope-scaling" not in seen
+    assert {"--enable-expert-parallel", "--moe-backend", "--kv-cache-dtype", "--data-parallel-size"} <= seen
 
 
-def test_two_80gb_gpus_32b_thinking():
-    plan = sv.vllm_plan(cuda(H100, H100), "Qwen/Qwen3-VL-32B-Thinking")
-    f = flags(plan)
-    assert plan.tensor_parallel_size == 2 and plan.data_parallel_size == 1
-    assert f["--mm-encoder-tp-mode"] == "data"
-    assert f["--reasoning-parser"] == "deepseek_r1"
-    assert "--enable-expert-parallel" not in f
-    assert plan.max_model_len == 131072
-    assert plan.llm_kwargs()["mm_encoder_tp_mode"] == "data"
+def test_moe_on_eight_gpus_spreads_experts():
+    f = _flags(sv.vllm_plan(MACHINES["8 x H100 80 GB"], "Qwen/Qwen3-VL-235B-A22B-Instruct-FP8"))
+    assert f["--tensor-parallel-size"] == "8" and "--enable-expert-parallel" in f and "--data-parallel-size" not in f
+    assert f["--mm-encoder-tp-mode"] == "data" and "--moe-backend" not in f
 
 
-def test_eight_80gb_gpus_235b_moe():
-    plan = sv.vllm_plan(cuda(*[H100] * 8), "Qwen/Qwen3-VL-235B-A22B-Instruct")
-    f = flags(plan)
-    assert plan.tensor_parallel_size == 8 and plan.data_parallel_size == 1
-    assert "--enable-expert-parallel" in f and f["--mm-encoder-tp-mode"] == "data"
-    assert plan.max_model_len == 65536
-    argv = plan.command(port=8123)
-    assert argv[:3] == ["vllm", "serve", "Qwen/Qwen3-VL-235B-A22B-Instruct"]
-    assert argv[-4:] == ["--host", "127.0.0.1", "--port", "8123"]
-    assert plan.llm_kwargs()["enable_expert_parallel"] is True
-    fp8 = sv.vllm_plan(cuda(*[H100] * 8), "Qwen/Qwen3-VL-235B-A22B-Instruct-FP8")
-    assert fp8.model.endswith("-FP8") and not fp8.warnings  # the README's H100 command
-    assert fp8.tensor_parallel_size == 8 and "--enable-expert-parallel" in flags(fp8)
+def test_fp8_on_ampere_runs_weight_only_and_moe_needs_marlin():
+    dense = sv.vllm_plan(MACHINES["1 x A100 80 GB"], "Qwen/Qwen3-VL-8B-Instruct-FP8")
+    assert dense.model == "Qwen/Qwen3-VL-8B-Instruct-FP8"  # served as FP8, not swapped for bf16
+    assert "Marlin" in dense.notes[0] and "--moe-backend" not in _flags(dense)
+    moe = sv.vllm_plan(MACHINES["8 x A100 80 GB"], "Qwen/Qwen3-VL-235B-A22B-Instruct-FP8")
+    assert _flags(moe)["--moe-backend"] == "marlin"
+    h100 = sv.vllm_plan(MACHINES["8 x H100 80 GB"], "Qwen/Qwen3-VL-235B-A22B-Instruct-FP8")
+    assert "W8A8" in h100.notes[0]
 
 
 def test_small_model_on_eight_gpus_uses_data_parallel_replicas():
-    plan = sv.vllm_plan(cuda(*[H100] * 8), "Qwen/Qwen3-VL-8B-Instruct")
-    assert (plan.tensor_parallel_size, plan.data_parallel_size) == (1, 8)
-    assert flags(plan)["--data-parallel-size"] == "8"
+    f = _flags(sv.vllm_plan(MACHINES["8 x H100 80 GB"], "Qwen/Qwen3-VL-8B-Instruct"))
+    assert f["--tensor-parallel-size"] == "1" and f["--data-parallel-size"] == "8"
 
 
-def test_fp8_checkpoint_on_ampere_serves_bf16_with_a_warning():
-    plan = sv.vllm_plan(cuda(A100), "Qwen/Qwen3-VL-8B-Instruct-FP8")
-    assert plan.requested == "Qwen/Qwen3-VL-8B-Instruct-FP8"
-    assert plan.model == "Qwen/Qwen3-VL-8B-Instruct"
-    assert len(plan.warnings) == 1 and "compute capability 8.0 (< 8.9" in plan.warnings[0]
-    assert plan.command()[2] == "Qwen/Qwen3-VL-8B-Instruct"
+def test_fp8_kv_cache_lengthens_the_context():
+    hw = MACHINES["1 x L4 24 GB"]
+    plain = sv.vllm_plan(hw, "Qwen/Qwen3-VL-8B-Instruct-FP8")
+    fp8 = sv.vllm_plan(hw, "Qwen/Qwen3-VL-8B-Instruct-FP8", kv_cache_dtype="fp8")
+    assert fp8.fit.kv_tokens >= 1.99 * plain.fit.kv_tokens and fp8.max_model_len == 2 * plain.max_model_len
+    assert _flags(fp8)["--kv-cache-dtype"] == "fp8" and fp8.llm_kwargs()["kv_cache_dtype"] == "fp8"
+
+
+def test_text_only_mode_reserves_nothing_for_media():
+    f = _flags(sv.vllm_plan(MACHINES["1 x L4 24 GB"], "Qwen/Qwen3-VL-8B-Instruct-FP8", text_only=True))
+    assert json.loads(f["--limit-mm-per-prompt"]) == {"image": 0, "video": 0}
+    assert "--mm-processor-kwargs" not in f and "--media-io-kwargs" not in f
 
 
 def test_too_big_names_the_way_out():
-    with pytest.raises(sv.DoesNotFitError, match="smaller checkpoint"):
-        sv.vllm_plan(cuda(RTX3090), "Qwen/Qwen3-VL-32B-Instruct")
-    with pytest.raises(ValueError, match="not a Qwen3-VL checkpoint"):
-        sv.vllm_plan(cuda(H100), "meta-llama/Llama-3-8B")
-
-
-def test_shell_form_quotes_json_and_every_flag_is_explained():
-    plan = sv.vllm_plan(cuda(H100, H100), "Qwen/Qwen3-VL-32B-Thinking", served_name="qwen3-vl")
-    text = plan.shell()
-    assert "--limit-mm-per-prompt '{\"image\": 4, \"video\": 1}'" in text
-    assert text.splitlines()[0] == "vllm serve Qwen/Qwen3-VL-32B-Thinking \\"
-    assert all(f.why for f in plan.flags)
-    assert flags(plan)["--served-model-name"] == "qwen3-vl"
-    assert all(f.name in plan.explain() for f in plan.flags)
+    with pytest.raises(sv.DoesNotFitError, match="Qwen/Qwen3-VL-8B-Instruct-FP8"):
+        sv.vllm_plan(MACHINES["1 x L4 24 GB"], "Qwen/Qwen3-VL-32B-Instruct")
 
 
 def test_context_beyond_256k_uses_yarn_through_hf_overrides():
-    plan = sv.vllm_plan(cuda(*[H100] * 8), "Qwen/Qwen3-VL-8B-Instruct", max_model_len=524288, min_sequences=1)
-    rope = json.loads(flags(plan)["--hf-overrides"])["text_config"]["rope_parameters"]
-    assert rope["rope_type"] == "yarn" and rope["factor"] == 2.0
-    assert rope["original_max_position_embeddings"] == 262144 and rope["mrope_section"] == [24, 20, 20]
-    assert plan.llm_kwargs()["hf_overrides"]["text_config"]["rope_parameters"] == rope
-    assert not plan.warnings
+    plan = sv.vllm_plan(MACHINES["8 x H100 80 GB"], "Qwen/Qwen3-VL-8B-Instruct", max_model_len=524288)
+    rope = json.loads(_flags(plan)["--hf-overrides"])["text_config"]["rope_parameters"]
+    assert rope["rope_type"] == "yarn" and rope["factor"] == 2
+    assert plan.llm_kwargs()["hf_overrides"]["text_config"]["rope_parameters"]["factor"] == 2
+
+
+def test_shell_form_is_the_argv_quoted():
+    import shlex
+
+    plan = sv.vllm_plan(MACHINES["2 x H100 80 GB"], "Qwen/Qwen3-VL-32B-Thinking")
+    assert shlex.split(plan.shell().replace("\\\n", " ")) == plan.command()
+    assert all(f.why for f in plan.flags)
 
 
 def test_transformers_command_preloads_the_model():
