@@ -31,8 +31,8 @@ class Parsed(list):
 
 
 def _scan(text: str) -> tuple[list[tuple[int, int]], int, int]:
-    """Top-level JSON spans of ``text`` (start, end), the bracket depth left open at the end, and
-    the end of the last element that closed inside the open top-level value (-1 if none)."""
+    """Where the JSON values of ``text`` lie: the complete top-level spans (start, end), the start
+    of a value left open at the end (-1 if none), and the end of its last complete element."""
     spans, depth, start, last_inner, quote, escaped = [], 0, -1, -1, "", False
     for i, ch in enumerate(text):
         if quote:
@@ -52,15 +52,33 @@ def _scan(text: str) -> tuple[list[tuple[int, int]], int, int]:
                 spans.append((start, i + 1))
             elif depth == 1:
                 last_inner = i + 1
-    return spans, depth, last_inner if depth else -1
+    return spans, start if depth else -1, last_inner
 
 
-def _json_part(text: str) -> str:
-    """The text inside a ```json fence (or any fence), else from the first bracket on."""
+def _json_part(text: str) -> tuple[str, list[str]]:
+    """The JSON text to repair (a list, an object, or objects one per line joined into a list) and
+    notes on what was cut off. The inside of a ```json fence is preferred to the whole answer."""
     fence = re.search(r"```(?:json)?\s*\n?(.*?)(?:```|$)", text, re.S)
     body = fence.group(1) if fence and re.search(r"[\[{]", fence.group(1)) else text
-    first = re.search(r"[\[{]", body)
-    return body[first.start():] if first else ""
+    spans, open_at, last_inner = _scan(body)
+    values = [body[a:b] for a, b in spans]
+    objects = [v for v in values if v[0] == "{"]
+    lists = [v for v in values if v[0] == "[" and "{" in v]
+    if open_at >= 0 and body[open_at] == "{" and ":" not in body[open_at:]:
+        open_at = -1                                  # a stray brace in prose, not JSON
+    if open_at >= 0:                                  # the answer stopped inside a value
+        if body[open_at] == "[" and not lists:
+            kept = body[open_at:last_inner] if last_inner > 0 else "["
+            lost = body[max(last_inner, open_at + 1):].strip(" ,\n\t")
+            return kept + "]", ["truncated: the answer was cut off" +
+                                ("; its incomplete last object was dropped" if lost else "")]
+        if not lists:
+            return "[" + ",".join(objects) + "]", ["truncated: the answer was cut off inside an object, which was dropped"]
+    if lists:
+        return lists[0], []
+    if objects:
+        return "[" + ",".join(objects) + "]", []
+    return (values[0], []) if values else ("", [])
 
 
 def parse(text: str, width: int, height: int, scale: int = SCALE) -> list[dict]:
@@ -69,29 +87,18 @@ def parse(text: str, width: int, height: int, scale: int = SCALE) -> list[dict]:
     Repairs are listed in ``.notes``; a cut-off answer keeps its complete objects and warns (08)."""
     import json_repair
 
-    part = _json_part(text)
-    if not part:
-        raise ParseError(f"no JSON in the answer: {text[:300]!r}")
-    notes = []
-    spans, open_depth, last_inner = _scan(part)
-    if open_depth:                                    # the answer stopped mid-JSON
-        if part[0] == "[":
-            part = part[:last_inner] + "]" if last_inner > 0 else "[]"
-            notes.append("truncated: the answer was cut off; the incomplete last object was dropped")
-        else:
-            part = "[" + ",".join(part[a:b] for a, b in spans) + "]"
-            notes.append("truncated: the answer was cut off inside an object, which was dropped")
-    elif part[0] == "{" and len(spans) > 1:          # one object per line, no list around them
-        part = "[" + ",".join(part[a:b] for a, b in spans if part[a] == "{") + "]"
-    else:
-        part = part[slice(*spans[0])]
-    data = json_repair.loads(part)
+    part, notes = _json_part(text)
+    data = json_repair.loads(part) if part else None
     if isinstance(data, dict):
         data = [data]
     if isinstance(data, list) and len(data) in (2, 4) and all(isinstance(v, (int, float)) for v in data):
         data = [{"point_2d" if len(data) == 2 else "bbox_2d": data}]   # a bare [x1, y1, x2, y2]
-    if not isinstance(data, list):
-        raise ParseError(f"no JSON list or object in the answer: {text[:300]!r}")
+    if not isinstance(data, list) or (data and not any(isinstance(v, dict) for v in data)):
+        raise ParseError(f"no JSON object or list of objects in the answer: {text[:300]!r}")
+
+    def numbers(values: Any, size: int) -> bool:
+        return (isinstance(values, list) and len(values) == size
+                and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values))
 
     items = Parsed()
     for n, raw in enumerate(data):
@@ -100,12 +107,14 @@ def parse(text: str, width: int, height: int, scale: int = SCALE) -> list[dict]:
             continue
         item = {"label": str(raw.get("label", ""))}
         item.update((k, v) for k, v in raw.items() if k not in ("bbox_2d", "point_2d", "label"))
+        if "bbox_3d" in raw and not numbers(raw["bbox_3d"], 9):
+            notes.append(f"item {n}: bbox_3d is not 9 numbers ({raw['bbox_3d']!r}), dropped")
+            del item["bbox_3d"]
         for key, size, out in (("bbox_2d", 4, "box"), ("point_2d", 2, "point")):
             if key not in raw:
                 continue
             values = raw[key]
-            if not (isinstance(values, list) and len(values) == size
-                    and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values)):
+            if not numbers(values, size):
                 notes.append(f"item {n}: {key} is not {size} numbers ({values!r}), dropped")
                 continue
             clamped = [min(max(float(v), 0.0), scale) for v in values]

@@ -59,11 +59,26 @@ def test_reversed_corners_and_out_of_range_values():
     assert any("reversed" in n for n in items.notes) and sum("clamped" in n for n in items.notes) == 2
 
 
+def test_prose_with_brackets_before_the_json():
+    text = 'The objects (see note [1]) are: [{"bbox_2d": [0, 0, 500, 500], "label": "a"}]. Note [1]: approximate.'
+    assert g.parse(text, 100, 100) == [{"label": "a", "box": [0.0, 0.0, 50.0, 50.0]}]
+    assert g.parse("The box is [100, 200, 300, 400].", 1000, 1000) == [{"label": "", "box": [100.0, 200.0, 300.0, 400.0]}]
+
+
+def test_cut_off_after_a_complete_object_loses_nothing_written():
+    with pytest.warns(UserWarning, match="cut off; 2 complete"):
+        items = g.parse('[{"bbox_2d": [1, 2, 3, 4], "label": "a"}, {"bbox_2d": [5, 6, 7, 8], "label": "b"},', 1000, 1000)
+    assert len(items) == 2 and "dropped" not in items.notes[0]
+
+
 def test_empty_list_and_no_json():
     assert g.parse("```json\n[]\n```", W, H) == []
     with pytest.raises(g.ParseError, match="I cannot see any cat") as err:
         g.parse("I cannot see any cat.", W, H)
     assert isinstance(err.value, ValueError)
+    for prose in ("See [1] and [2].", "a { b", ""):
+        with pytest.raises(g.ParseError):
+            g.parse(prose, W, H)
 
 
 def test_extra_keys_are_kept_for_documents_and_3d():
@@ -73,9 +88,10 @@ def test_extra_keys_are_kept_for_documents_and_3d():
 
 
 def test_bad_items_are_skipped_and_noted():
-    items = g.parse('[{"bbox_2d": [1, 2, 3], "label": "short"}, "text", {"label": "nothing"}, {"bbox_2d": [0, 0, 10, 10], "label": "ok"}]', 1000, 1000)
+    items = g.parse('[{"bbox_2d": [1, 2, 3], "label": "short"}, "text", {"label": "nothing"}, '
+                    '{"bbox_3d": [1, 2], "label": "flat"}, {"bbox_2d": [0, 0, 10, 10], "label": "ok"}]', 1000, 1000)
     assert [it["label"] for it in items] == ["ok"]
-    assert len(items.notes) == 4
+    assert len(items.notes) == 6
 
 
 def test_coordinates_are_relative_on_non_square_images():
@@ -128,11 +144,15 @@ def test_matching_is_one_to_one_and_label_aware():
 
 
 def test_hungarian_beats_greedy():
-    """Greedy (best IoU first) pairs p0 with t0 and leaves t1 unmatched; the assignment gets both."""
-    truth = [{"label": "x", "box": [0, 0, 10, 10]}, {"label": "x", "box": [6, 0, 16, 10]}]
-    pred = [{"label": "x", "box": [3, 0, 13, 10]}, {"label": "x", "box": [0, 0, 9, 10]}]
-    assert g.iou(pred[0]["box"], truth[0]["box"]) > 0.5 and g.iou(pred[0]["box"], truth[1]["box"]) > 0.5
-    assert len(g.match(pred, truth)) == 2
+    """Greedy (best IoU first) pairs p0 with t0 (0.9) and leaves p1 with nothing above 0.5; the
+    assignment that maximises total IoU pairs p0-t1 (0.64) and p1-t0 (0.67): two hits."""
+    def strip(x1, x2):
+        return {"label": "x", "box": [x1, 0, x2, 10]}
+    truth = [strip(2, 12), strip(5, 14)]
+    pred = [strip(3, 12), strip(0, 10)]
+    assert g.iou(pred[0]["box"], truth[0]["box"]) == pytest.approx(0.9)
+    assert g.iou(pred[1]["box"], truth[1]["box"]) < 0.5
+    assert sorted((p, t) for p, t, _ in g.match(pred, truth)) == [(0, 1), (1, 0)]
 
 
 def test_coco_map_hand_computed():
@@ -232,6 +252,8 @@ def test_scenes_cover_the_issue():
     assert len(truth["grounding/crowd.png"]["items"]) >= 40
     assert sum(truth["grounding/crowd.png"]["counts"].values()) == len(truth["grounding/crowd.png"]["items"])
     assert {"chelsea.jpg", "astronaut.jpg", "coffee.jpg", "rocket.jpg"} <= truth.keys()
+    grasp = truth["coffee.jpg"]["affordances"][0]
+    assert grasp["box"] == next(it["box"] for it in truth["coffee.jpg"]["items"] if it["label"] == "handle")
     for scene in truth.values():
         for it in scene["items"]:
             x1, y1, x2, y2 = it["box"]
