@@ -54,6 +54,9 @@ class Settings:
     endpoint: str
     offline: bool
     budget: Budget = field(repr=False)
+    base_url: str | None = None  # COOKBOOK_BASE_URL: a workshop's OpenAI-compatible server (04)
+    api_key: str = "EMPTY"  # COOKBOOK_API_KEY
+    served_model: str | None = None  # COOKBOOK_SERVED_MODEL: the model name that server expects
 
     def __str__(self) -> str:
         rows = [
@@ -63,6 +66,8 @@ class Settings:
             ("hub", f"{self.hub} ({self.endpoint})" + ("  offline" if self.offline else "")),
             ("max_new_tokens", str(self.budget.max_new_tokens)),
         ]
+        if self.base_url:
+            rows.append(("server", f"{self.base_url}  model {self.served_model or '(ask the server)'}"))
         text = "\n".join(f"{k:>15}: {v}" for k, v in rows)
         if self.smoke:
             text += (
@@ -134,4 +139,6 @@ def settings() -> Settings:
     return Settings(
         requested=requested, model=model, smoke=bool(flavour), thinking=thinking, device=device,
         hub=hub, endpoint=endpoint, offline=offline(), budget=budget(),
+        base_url=_env("COOKBOOK_BASE_URL") or None, api_key=_env("COOKBOOK_API_KEY") or "EMPTY",
+        served_model=_env("COOKBOOK_SERVED_MODEL") or None,
     )

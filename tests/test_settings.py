@@ -50,3 +50,29 @@ def test_import_is_cheap():
     code = "import sys, cookbook; print(sorted(m for m in ('torch', 'transformers', 'PIL') if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_workshop_server_fields(monkeypatch):
+    monkeypatch.setenv("COOKBOOK_MODEL", "tiny")
+    for name in ("COOKBOOK_BASE_URL", "COOKBOOK_API_KEY", "COOKBOOK_SERVED_MODEL"):
+        monkeypatch.delenv(name, raising=False)
+    s = cb.settings()
+    assert (s.base_url, s.api_key, s.served_model) == (None, "EMPTY", None) and "server" not in str(s)
+    monkeypatch.setenv("COOKBOOK_BASE_URL", "http://10.0.0.5:8000/v1")
+    monkeypatch.setenv("COOKBOOK_API_KEY", "sk-room")
+    monkeypatch.setenv("COOKBOOK_SERVED_MODEL", "qwen3-vl")
+    s = cb.settings()
+    assert (s.base_url, s.api_key, s.served_model) == ("http://10.0.0.5:8000/v1", "sk-room", "qwen3-vl")
+    assert "10.0.0.5" in str(s) and "sk-room" not in str(s)  # the key is never printed
+
+
+def test_cache_locations(monkeypatch, tmp_path):
+    from cookbook.settings import cookbook_cache_dir, hf_cache_dir
+
+    monkeypatch.delenv("HF_HUB_CACHE", raising=False)
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    assert hf_cache_dir() == tmp_path / "hf" / "hub"
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "cache"))
+    assert hf_cache_dir() == tmp_path / "cache"
+    monkeypatch.setenv("COOKBOOK_CACHE", str(tmp_path / "cb"))
+    assert cookbook_cache_dir() == tmp_path / "cb"
