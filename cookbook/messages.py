@@ -160,7 +160,7 @@ def video(src: Any, *, fps: float | None = None, max_frames: int | None = None) 
     return part
 
 
-def text(s: str) -> dict[str, Any]:
+def _text(s: str) -> dict[str, Any]:
     """A text part."""
     if not isinstance(s, str):
         raise InputError(f"text part of type {type(s).__name__}: expected a string.")
@@ -178,7 +178,7 @@ def _part(item: Any) -> dict[str, Any]:
             return video(item)
         if suffix in {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff"} or item.startswith(("http://", "https://", "data:image")):
             return image(item)
-        return text(item)
+        return _text(item)
     if isinstance(item, Path):
         return video(item) if item.suffix.lower() in VIDEO_SUFFIXES else image(item)
     return image(item)  # PIL, numpy, bytes
@@ -193,12 +193,12 @@ def user(*parts: Any) -> dict[str, Any]:
 
 def system(content: str) -> dict[str, Any]:
     """A system message."""
-    return {"role": "system", "content": [text(content)]}
+    return {"role": "system", "content": [_text(content)]}
 
 
 def assistant(content: str, reasoning: str | None = None) -> dict[str, Any]:
     """An assistant turn (for multi-turn history); ``reasoning`` keeps a Thinking model's thoughts."""
-    msg: dict[str, Any] = {"role": "assistant", "content": [text(content)]}
+    msg: dict[str, Any] = {"role": "assistant", "content": [_text(content)]}
     if reasoning:
         msg["reasoning_content"] = reasoning
     return msg
@@ -216,7 +216,7 @@ def check(messages: list[dict[str, Any]]) -> None:
             raise InputError(f"message {i} ({msg['role']}): empty content.")
 
 
-def to_data_url(src: Any, image_format: str = "PNG") -> str:
+def _data_url(src: Any, image_format: str = "PNG") -> str:
     """Encode an image (any ``load_image`` source) or a local video file as a base64 data URL."""
     if isinstance(src, (str, Path)) and Path(str(src)).suffix.lower() in VIDEO_SUFFIXES:
         path = Path(src)
@@ -242,12 +242,12 @@ def _openai_part(part: dict[str, Any]) -> dict[str, Any]:
         return {"type": "text", "text": part["text"]}
     if kind == "image":
         src = _source(part, "image")
-        url = src if isinstance(src, str) and src.startswith(("http://", "https://", "data:")) else to_data_url(src)
+        url = src if isinstance(src, str) and src.startswith(("http://", "https://", "data:")) else _data_url(src)
         return {"type": "image_url", "image_url": {"url": url}}
     src = _source(part, "video")
     if isinstance(src, (list, tuple)):
         raise InputError("video given as frames: OpenAI-style servers take a video file or URL; write the frames to a file first.")
-    url = src if str(src).startswith(("http://", "https://", "data:")) else to_data_url(src)
+    url = src if str(src).startswith(("http://", "https://", "data:")) else _data_url(src)
     return {"type": "video_url", "video_url": {"url": url}}
 
 

@@ -90,7 +90,7 @@ def offline() -> bool:
     return any(_env(v).lower() in TRUE for v in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"))
 
 
-def requested_model() -> str:
+def _requested_model() -> str:
     """The raw ``COOKBOOK_MODEL`` value (``auto`` when unset)."""
     return _env("COOKBOOK_MODEL", "auto") or "auto"
 
@@ -102,7 +102,7 @@ def tiny_flavour(name: str) -> str | None:
 
 def budget() -> Budget:
     """The sizes for this run: small in a smoke run (``COOKBOOK_MODEL=tiny``), teaching-size otherwise."""
-    return SMOKE_BUDGET if tiny_flavour(requested_model()) else REAL_BUDGET
+    return SMOKE_BUDGET if tiny_flavour(_requested_model()) else REAL_BUDGET
 
 
 def hf_cache_dir() -> Path:
@@ -120,7 +120,7 @@ def cookbook_cache_dir() -> Path:
 
 def settings() -> Settings:
     """What this run uses (model, device, hub, smoke mode); printed in every notebook's setup cell."""
-    requested = requested_model()
+    requested = _requested_model()
     flavour = tiny_flavour(requested)
     hub = (_env("COOKBOOK_HUB", "huggingface") or "huggingface").lower()
     if hub not in ("huggingface", "modelscope"):
