@@ -13,7 +13,7 @@ ASSETS = Path(__file__).resolve().parent.parent / "assets"
 
 
 def asset(name: str) -> Path:
-    """The path of ``assets/<name>``; a clear error lists what is there when it is missing."""
+    """The path of ``assets/<name>``; a clear error lists what is there when it is missing (01)."""
     path = ASSETS / name
     if not path.is_file():
         have = ", ".join(sorted(p.name for p in ASSETS.iterdir() if p.suffix != ".md")) if ASSETS.is_dir() else "nothing"

@@ -22,7 +22,7 @@ THINK_OPEN, THINK_CLOSE = "<think>", "</think>"
 
 @dataclass(frozen=True)
 class Reply:
-    """A model's answer: the decoded text and, for Thinking models, reasoning and answer apart."""
+    """A model's answer: the decoded text and, for Thinking models, reasoning and answer apart (01)."""
 
     text: str
     reasoning: str
@@ -36,7 +36,7 @@ class Reply:
 
 
 def split_thinking(text: str) -> tuple[str, str]:
-    """Split a Thinking model's output into (reasoning, answer).
+    """Split a Thinking model's output into (reasoning, answer) (02).
 
     The generation prompt already opens ``<think>``, so the output usually holds only ``</think>``;
     with no ``</think>`` at all (Instruct models, or a budget cut mid-thought) the reasoning is empty.
@@ -52,7 +52,7 @@ def _is_batch(messages: Any) -> bool:
 
 
 def is_thinking(processor: Any) -> bool:
-    """True when the chat template opens ``<think>`` in the generation prompt (a Thinking checkpoint)."""
+    """True when the chat template opens ``<think>`` in the generation prompt (a Thinking checkpoint) (02)."""
     prompt = processor.apply_chat_template(
         [{"role": "user", "content": [{"type": "text", "text": "hi"}]}],
         tokenize=False, add_generation_prompt=True,
@@ -92,7 +92,7 @@ def _with_decoded_videos(conversation: list[dict[str, Any]]) -> tuple[list[dict[
 
 
 def inputs(processor: Any, messages: Any, device: Any = None, **kwargs: Any) -> Any:
-    """Tokenize a conversation (or a list of them, left-padded) with its images and videos, as tensors.
+    """Tokenize a conversation (or a list of them, left-padded) with its images and videos, as tensors (01).
 
     This is the step the seed got wrong: ``return_dict=True`` returns ``pixel_values`` and
     ``image_grid_thw`` beside ``input_ids``; then everything moves to the model's device.
@@ -162,7 +162,7 @@ def _replies(processor: Any, sequences: Any, prompt_length: int, seconds: float,
 
 def stream(model: Any, processor: Any, messages: list[dict[str, Any]], preset: str | Preset | None = None,
            seed: int | None = None, **overrides: Any) -> Iterator[str]:
-    """Yield the answer's text piece by piece as it is generated (one conversation)."""
+    """Yield the answer's text piece by piece as it is generated (one conversation) (01)."""
     chunks, _, _ = _stream(model, processor, messages, preset, seed, overrides)
     yield from chunks
 
@@ -204,7 +204,7 @@ def _stream(model: Any, processor: Any, messages: Any, preset: str | Preset | No
 
 def chat(model: Any, processor: Any, messages: Any, preset: str | Preset | None = None,
          stream: bool = False, seed: int | None = None, **overrides: Any) -> Any:
-    """Generate an answer for a conversation (a ``Reply``), or for a list of them (a list, batched).
+    """Generate an answer for a conversation (a ``Reply``), or for a list of them (a list, batched) (01).
 
     ``preset`` names a row of ``cb.PRESETS`` (default: the model card's vision setting for this
     flavour); keyword overrides (``temperature=0.2``, ``do_sample=False``, ``max_new_tokens=64``)

@@ -16,7 +16,7 @@ from cookbook.show import Pretty
 
 @dataclass(frozen=True)
 class Check:
-    """One line of the checkup: what was checked, whether it is fine, and the fix."""
+    """One line of the checkup: what was checked, whether it is fine, and the fix (00)."""
 
     name: str
     ok: bool
@@ -27,7 +27,7 @@ class Check:
 
 @dataclass(frozen=True)
 class Checkup(Pretty):
-    """The doctor's findings; ``ok`` is True when nothing required is missing."""
+    """The doctor's findings; ``ok`` is True when nothing required is missing (00)."""
 
     checks: tuple[Check, ...]
 

@@ -12,7 +12,7 @@ from typing import Any
 
 @dataclass(frozen=True)
 class Preset:
-    """One row of the model cards' recommended settings, with where it comes from."""
+    """One row of the model cards' recommended settings, with where it comes from (02)."""
 
     temperature: float
     top_p: float
@@ -37,7 +37,7 @@ PRESETS: dict[str, Preset] = {
 
 
 def preset(name_or_preset: str | Preset) -> Preset:
-    """Look a preset up by name (a clear error lists the names)."""
+    """Look a preset up by name (a clear error lists the names) (02)."""
     if isinstance(name_or_preset, Preset):
         return name_or_preset
     try:
@@ -47,12 +47,12 @@ def preset(name_or_preset: str | Preset) -> Preset:
 
 
 def default_preset(thinking: bool, vision: bool = True) -> str:
-    """The preset name for a model flavour and task."""
+    """The preset name for a model flavour and task (02)."""
     return f"{'thinking' if thinking else 'instruct'}-{'vision' if vision else 'text'}"
 
 
 class PresencePenaltyLogitsProcessor:
-    """Subtract ``penalty`` once from the logit of every token already generated (not the prompt).
+    """Subtract ``penalty`` once from the logit of every token already generated (not the prompt) (02).
 
     The same rule as vLLM's and OpenAI's ``presence_penalty``: a flat penalty for having appeared,
     however many times. Pass the prompt length so prompt tokens are not penalised.
@@ -76,7 +76,7 @@ class PresencePenaltyLogitsProcessor:
 def generation_kwargs(
     name_or_preset: str | Preset = "instruct-vision", prompt_length: int | None = None, **overrides: Any
 ) -> dict[str, Any]:
-    """Keyword arguments for ``model.generate`` from a preset, with overrides.
+    """Keyword arguments for ``model.generate`` from a preset, with overrides (02).
 
     ``presence_penalty`` becomes a ``logits_processor`` (it needs ``prompt_length``);
     ``do_sample=False`` gives greedy decoding and drops the sampling knobs.
@@ -102,5 +102,5 @@ def generation_kwargs(
 
 
 def with_overrides(name_or_preset: str | Preset, **changes: Any) -> Preset:
-    """A copy of a preset with some fields changed."""
+    """A copy of a preset with some fields changed (02)."""
     return replace(preset(name_or_preset), **changes)

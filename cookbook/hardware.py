@@ -15,7 +15,7 @@ TESTED_TRANSFORMERS = (5, 16)  # the cookbook's own floor (pyproject.toml): what
 
 @dataclass(frozen=True)
 class GPU:
-    """One accelerator: name, memory in GB and CUDA compute capability (major, minor)."""
+    """One accelerator: name, memory in GB and CUDA compute capability (major, minor) (00)."""
 
     name: str
     memory_gb: float
@@ -84,7 +84,7 @@ class Hardware:
 
 
 def version(package: str) -> str | None:
-    """The installed version of a distribution, or None."""
+    """The installed version of a distribution, or None (00)."""
     try:
         return importlib.metadata.version(package)
     except importlib.metadata.PackageNotFoundError:
@@ -133,7 +133,7 @@ def hardware() -> Hardware:
 
 
 def parse_version(v: str) -> tuple[int, ...]:
-    """``"5.20.2"`` -> ``(5, 20, 2)``: the leading numbers of the first three parts (``"5.0.0rc1"`` -> (5, 0, 0))."""
+    """``"5.20.2"`` -> ``(5, 20, 2)``: the leading numbers of the first three parts (``"5.0.0rc1"`` -> (5, 0, 0)) (00)."""
     out = []
     for part in v.split(".")[:3]:
         match = re.match(r"\d+", part)

@@ -11,7 +11,7 @@ from cookbook.settings import offline, settings, tiny_flavour
 
 
 class LoadError(RuntimeError):
-    """Loading failed for a reason the user can fix; the message names the fix."""
+    """Loading failed for a reason the user can fix; the message names the fix (00, 01)."""
 
 
 def _check_transformers() -> None:
@@ -24,7 +24,7 @@ def _check_transformers() -> None:
 
 
 def download(model_id: str, hub: str | None = None) -> Path:
-    """Fetch a checkpoint into the local cache (with a progress bar) and return its folder."""
+    """Fetch a checkpoint into the local cache (with a progress bar) and return its folder (00)."""
     hub = hub or settings().hub
     hint = (
         f"Fetch it on a machine with internet: `hf download {model_id}` (Hugging Face; set HF_ENDPOINT "
@@ -64,7 +64,7 @@ def download(model_id: str, hub: str | None = None) -> Path:
 
 
 def attention_for(hw: Hardware) -> str:
-    """flash_attention_2 where it is installed and supported (CUDA, Ampere+), sdpa everywhere else."""
+    """flash_attention_2 where it is installed and supported (CUDA, Ampere+), sdpa everywhere else (01)."""
     return "flash_attention_2" if hw.cuda and hw.flash_attn and hw.bf16 else "sdpa"
 
 

@@ -21,7 +21,7 @@ VIDEO_SUFFIXES = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".gif"}
 
 
 class InputError(ValueError):
-    """A message item that cannot be used; the message names the item and the fix."""
+    """A message item that cannot be used; the message names the item and the fix (01)."""
 
 
 def _describe(src: Any) -> str:
@@ -56,7 +56,7 @@ def _fetch(url: str, timeout: float, what: str = "image") -> bytes:
 
 
 def load_image(src: Any, timeout: float = URL_TIMEOUT_S) -> Any:
-    """Open an image from a path, URL, data URL / base64 string, bytes, numpy array or PIL image (as RGB)."""
+    """Open an image from a path, URL, data URL / base64 string, bytes, numpy array or PIL image (as RGB) (01)."""
     from PIL import Image
 
     if isinstance(src, Image.Image):
@@ -108,7 +108,7 @@ def _b64decode(data: str, what: str) -> bytes:
 
 
 def image(src: Any, *, max_pixels: int | None = None, max_tokens: int | None = None) -> dict[str, Any]:
-    """An image part, loaded now; ``max_pixels`` or ``max_tokens`` caps this one image's visual tokens."""
+    """An image part, loaded now; ``max_pixels`` or ``max_tokens`` caps this one image's visual tokens (01)."""
     from cookbook.memory import smart_resize  # the processor's resize rule
 
     img = load_image(src)
@@ -126,7 +126,7 @@ def image(src: Any, *, max_pixels: int | None = None, max_tokens: int | None = N
 
 
 def video(src: Any, *, fps: float | None = None, max_frames: int | None = None) -> dict[str, Any]:
-    """A video part: a file path or URL (sampled at ``fps``, default 2), or frames you sampled yourself.
+    """A video part: a file path or URL (sampled at ``fps``, default 2), or frames you sampled yourself (07).
 
     For frames, ``fps`` is required: it is the rate they were taken at, and Qwen3-VL's ``<t seconds>``
     stamps are computed from it (without it the processor assumes 24 fps and every time is wrong).
@@ -185,19 +185,19 @@ def _part(item: Any) -> dict[str, Any]:
 
 
 def user(*parts: Any) -> dict[str, Any]:
-    """A user message: strings become text (or an image/video when they name one), other items images."""
+    """A user message: strings become text (or an image/video when they name one), other items images (01)."""
     if not parts or all(isinstance(p, str) and not p.strip() for p in parts):
         raise InputError("empty user message: give at least one text, image or video.")
     return {"role": "user", "content": [_part(p) for p in parts]}
 
 
 def system(content: str) -> dict[str, Any]:
-    """A system message."""
+    """A system message (05)."""
     return {"role": "system", "content": [_text(content)]}
 
 
 def assistant(content: str, reasoning: str | None = None) -> dict[str, Any]:
-    """An assistant turn (for multi-turn history); ``reasoning`` keeps a Thinking model's thoughts."""
+    """An assistant turn (for multi-turn history); ``reasoning`` keeps a Thinking model's thoughts (01)."""
     msg: dict[str, Any] = {"role": "assistant", "content": [_text(content)]}
     if reasoning:
         msg["reasoning_content"] = reasoning
@@ -205,7 +205,7 @@ def assistant(content: str, reasoning: str | None = None) -> dict[str, Any]:
 
 
 def check(messages: list[dict[str, Any]]) -> None:
-    """Raise ``InputError`` naming the first malformed message (empty, unknown role, no content)."""
+    """Raise ``InputError`` naming the first malformed message (empty, unknown role, no content) (01)."""
     if not messages:
         raise InputError("no messages: a conversation needs at least one user message.")
     for i, msg in enumerate(messages):
@@ -252,7 +252,7 @@ def _openai_part(part: dict[str, Any]) -> dict[str, Any]:
 
 
 def to_openai(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The same conversation in the OpenAI chat format: images and local videos become data URLs."""
+    """The same conversation in the OpenAI chat format: images and local videos become data URLs (02, 04)."""
     check(messages)
     out = []
     for msg in messages:

@@ -20,7 +20,7 @@ TRUE = {"1", "true", "yes", "on"}
 
 @dataclass(frozen=True)
 class Budget:
-    """Sizes the notebooks use, so a smoke run stays small and a real run stays sensible."""
+    """Sizes the notebooks use, so a smoke run stays small and a real run stays sensible (every notebook)."""
 
     max_new_tokens: int
     image_max_tokens: int
@@ -43,7 +43,7 @@ REAL_BUDGET = Budget(
 
 @dataclass(frozen=True)
 class Settings:
-    """The run's choices. Printed at the top of every notebook."""
+    """The run's choices. Printed at the top of every notebook (every notebook)."""
 
     requested: str
     model: str
@@ -86,7 +86,7 @@ def _env(name: str, default: str = "") -> str:
 
 
 def offline() -> bool:
-    """True when the Hugging Face offline switches are set (HF_HUB_OFFLINE / TRANSFORMERS_OFFLINE)."""
+    """True when the Hugging Face offline switches are set (HF_HUB_OFFLINE / TRANSFORMERS_OFFLINE) (00)."""
     return any(_env(v).lower() in TRUE for v in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"))
 
 
@@ -96,12 +96,12 @@ def _requested_model() -> str:
 
 
 def tiny_flavour(name: str) -> str | None:
-    """``instruct``/``thinking`` when ``name`` selects the tiny model, else None."""
+    """``instruct``/``thinking`` when ``name`` selects the tiny model, else None (00)."""
     return TINY_NAMES.get(name.lower())
 
 
 def budget() -> Budget:
-    """The sizes for this run: small in a smoke run (``COOKBOOK_MODEL=tiny``), teaching-size otherwise."""
+    """The sizes for this run: small in a smoke run (``COOKBOOK_MODEL=tiny``), teaching-size otherwise (every notebook)."""
     return SMOKE_BUDGET if tiny_flavour(_requested_model()) else REAL_BUDGET
 
 
@@ -114,12 +114,12 @@ def hf_cache_dir() -> Path:
 
 
 def cookbook_cache_dir() -> Path:
-    """Where the tiny checkpoints are built: COOKBOOK_CACHE or ~/.cache/qwen3-vl-cookbook."""
+    """Where the tiny checkpoints are built: COOKBOOK_CACHE or ~/.cache/qwen3-vl-cookbook (00)."""
     return Path(_env("COOKBOOK_CACHE") or Path.home() / ".cache" / "qwen3-vl-cookbook").expanduser()
 
 
 def settings() -> Settings:
-    """What this run uses (model, device, hub, smoke mode); printed in every notebook's setup cell."""
+    """What this run uses (model, device, hub, smoke mode); printed in every notebook's setup cell (every notebook)."""
     requested = _requested_model()
     flavour = tiny_flavour(requested)
     hub = (_env("COOKBOOK_HUB", "huggingface") or "huggingface").lower()

@@ -22,7 +22,7 @@ def table(rows: Iterable[Mapping[str, Any]]) -> str:
 
 
 class Pretty:
-    """Mixin: a notebook shows the object as its ``str()`` (doctor's checkup, recommendations, plans)."""
+    """Mixin: a notebook shows the object as its ``str()`` (doctor's checkup, recommendations, plans) (00)."""
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         # IPython takes the first of _repr_pretty_ / __repr__ it meets walking the MRO, and a dataclass

@@ -279,7 +279,7 @@ CHAT_TEMPLATE: str = CHAT_TEMPLATES["instruct"]
 
 
 def default_root() -> Path:
-    """Where tiny checkpoints are cached: $COOKBOOK_CACHE or ~/.cache/qwen3-vl-cookbook (read by settings)."""
+    """Where tiny checkpoints are cached: $COOKBOOK_CACHE or ~/.cache/qwen3-vl-cookbook (read by settings) (00)."""
     from cookbook.settings import cookbook_cache_dir
 
     return cookbook_cache_dir()
@@ -463,7 +463,7 @@ def _write_checkpoint(folder: Path, flavour: str) -> None:
 
 
 def build(flavour: str = "instruct", root: Path | None = None, force: bool = False) -> Path:
-    """Build once (cached under `root`) the tiny random Qwen3-VL checkpoint and return its folder.
+    """Build once (cached under `root`) the tiny random Qwen3-VL checkpoint and return its folder (00).
 
     `cb.load()` uses it in smoke mode (COOKBOOK_MODEL=tiny or tiny-thinking), so every notebook runs.
     """
