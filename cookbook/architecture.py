@@ -340,17 +340,6 @@ def expected_timestamps(frames_indices: Sequence[int], fps: float, temporal_patc
     return [(g[0] + g[-1]) / 2 / fps for g in groups]
 
 
-_CLOCK = re.compile(r"(?<![\d.:])(\d{1,2}):(\d{2}(?:\.\d+)?)(?![\d:])")
-_SECONDS = re.compile(r"(?<![\d.:])(\d+(?:\.\d+)?)\s*(?:s(?:ec(?:ond)?s?)?(?![a-zA-Z])|秒)")
-
-
-def parse_times(text: str) -> list[float]:
-    """Times (seconds) an answer mentions, as ``mm:ss(.ff)`` or ``N s`` / ``N seconds`` / ``N秒`` (11)."""
-    found = [(m.start(), int(m.group(1)) * 60 + float(m.group(2))) for m in _CLOCK.finditer(text)]
-    found += [(m.start(), float(m.group(1))) for m in _SECONDS.finditer(text)]
-    return [t for _, t in sorted(found)]
-
-
 def plot_frames(frames: Sequence[Any], titles: Sequence[str], cols: int = 6) -> Any:
     """A contact sheet: frames (H, W, 3 arrays) in a grid with a title each (11)."""
     import matplotlib.pyplot as plt

@@ -266,6 +266,23 @@ def probe(path: str | Path) -> dict[str, Any]:
     return info
 
 
+def local_copy(src: str | Path) -> Path:
+    """A file path for ``src``: an http(s) URL is downloaded once to the temp folder (07)."""
+    import hashlib
+    import tempfile
+
+    text = str(src)
+    if not text.startswith(("http://", "https://")):
+        return Path(text.removeprefix("file://"))
+    from cookbook.messages import URL_TIMEOUT_S, _fetch
+
+    suffix = Path(text.split("?")[0]).suffix or ".mp4"
+    path = Path(tempfile.gettempdir()) / f"cookbook-video-{hashlib.sha1(text.encode()).hexdigest()[:16]}{suffix}"
+    if not path.exists():
+        path.write_bytes(_fetch(text, URL_TIMEOUT_S, what="video"))
+    return path
+
+
 def frame_indices(total_frames: int, video_fps: float, fps: float = 2.0, *, min_frames: int = 4,
                   max_frames: int = 768, nframes: int | None = None, start: float | None = None,
                   end: float | None = None) -> list[int]:
@@ -311,7 +328,7 @@ def read_video(path: str | Path, fps: float = 2.0, *, start: float | None = None
     """
     import av
 
-    info = probe(path)
+    info = probe(local_copy(path))
     try:
         indices = frame_indices(info["frames"], info["fps"], fps, min_frames=min_frames,
                                 max_frames=max_frames, nframes=nframes, start=start, end=end)
@@ -348,9 +365,6 @@ def read_video(path: str | Path, fps: float = 2.0, *, start: float | None = None
     metadata = {"fps": info["fps"], "frames_indices": indices, "total_num_frames": info["frames"],
                 "video_backend": "pyav"}
     return frames, metadata
-
-
-load = read_video  # old name, kept until chat.py and serving.py switch to read_video
 
 
 def contact_sheet(frames: Sequence[np.ndarray], times: Sequence[float], cols: int = 6) -> Any:
@@ -569,3 +583,31 @@ def bench_reader(path: str | Path, backend: str = "cookbook", fps: float = 2.0, 
     if done.returncode:
         raise RuntimeError(f"{backend} reader failed: {done.stderr[-800:]}")
     return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def with_silent_audio(src: str | Path, dst: str | Path) -> Path:
+    """A copy of ``src`` with a silent AAC track beside its video, packets copied as they are (07).
+
+    ``transformers serve`` loads audio from every video it is sent for Qwen3-VL and fails on a
+    silent file ("The best audio stream is unknown"); a track of silence satisfies it.
+    """
+    import av
+
+    dst = Path(dst)
+    with av.open(str(src)) as source, av.open(str(dst), mode="w") as out:
+        video_in = source.streams.video[0]
+        video_out = out.add_stream_from_template(video_in)
+        audio = out.add_stream("aac", rate=16000)
+        seconds = float(video_in.duration * video_in.time_base) if video_in.duration else probe(src)["duration"]
+        for packet in source.demux(video_in):
+            if packet.dts is not None:
+                packet.stream = video_out
+                out.mux(packet)
+        for k in range(math.ceil(seconds * 16000 / 1024)):
+            frame = av.AudioFrame.from_ndarray(np.zeros((1, 1024), np.float32), format="fltp", layout="mono")
+            frame.sample_rate, frame.pts = 16000, k * 1024
+            for packet in audio.encode(frame):
+                out.mux(packet)
+        for packet in audio.encode():
+            out.mux(packet)
+    return dst

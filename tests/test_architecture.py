@@ -102,7 +102,7 @@ def test_deepstack_with_image_and_video(tiny, photo, tmp_path):
     from transformers.video_utils import load_video
 
     model, processor = tiny
-    clip = video.write_demo_video(tmp_path / "c.mp4", seconds=2.0, fps=8, size=(96, 64))
+    clip = video.write_clip(tmp_path / "c.mp4", seconds=2.0, fps=8, size=(96, 64))
     frames, meta = load_video(str(clip), backend="pyav")
     msgs = [{"role": "user", "content": [{"type": "image"}, {"type": "video"}, {"type": "text", "text": "?"}]}]
     text = processor.apply_chat_template(msgs, tokenize=False, add_generation_prompt=True)
@@ -126,16 +126,9 @@ def test_timestamp_helpers_hand_computed():
     assert arch.sample_indices(10, 10, 1) == [0, 3, 6, 9]  # at least min_frames=4
 
 
-def test_parse_times():
-    assert arch.parse_times("It hits the edge at 00:05.9, not at 2 s or 3.5 seconds.") == [5.9, 2.0, 3.5]
-    assert arch.parse_times("在第1:02分钟和7秒") == [62.0, 7.0]
-    assert arch.parse_times("frames 12 and 30") == []
-
-
 @pytest.fixture(scope="module")
 def clip12(tmp_path_factory):
-    path = video.write_demo_video(tmp_path_factory.mktemp("ts") / "demo.mp4", seconds=6.0, fps=12,
-                                  size=(128, 96))
+    path = video.write_clip(tmp_path_factory.mktemp("ts") / "clip.mp4", seconds=6.0, fps=12, size=(128, 96))
     from transformers.video_utils import load_video
 
     return load_video(str(path), backend="pyav")
