@@ -269,7 +269,7 @@ def side_by_side(target: Render, candidate: Render | None, score: Score) -> Any:
         axes[1].text(0.5, 0.5, "nothing to render", ha="center", va="center")
     if score.heat is not None:
         shown = axes[2].imshow(1 - score.heat, cmap="magma", vmin=0, vmax=1)
-        fig.colorbar(shown, ax=axes[2], fraction=0.046, label="1 - SSIM")
+        fig.colorbar(shown, ax=axes[2], fraction=0.046, shrink=0.6, label="1 - SSIM")
     axes[2].set_title("where they differ")
     for ax in axes:
         ax.axis("off")
