@@ -55,7 +55,7 @@ def extract_html(text: str) -> str:
 
 @dataclass(frozen=True)
 class Block:
-    """A run of visible text: its words, box (x, y, w, h as fractions of the screenshot) and colour."""
+    """A run of visible text: its words, box (x, y, w, h as fractions of the screenshot) and colour (06)."""
 
     text: str
     box: tuple[float, float, float, float]
@@ -64,7 +64,7 @@ class Block:
 
 @dataclass(frozen=True)
 class Render:
-    """A rendered page: screenshot, text blocks, full height before the cap, refused requests."""
+    """A rendered page: screenshot, text blocks, full height before the cap, refused requests (06)."""
 
     html: str
     image: Any
@@ -169,7 +169,7 @@ def match_blocks(target: list[Block], candidate: list[Block], threshold: float =
     dist = np.array([[np.abs(centre(a) - centre(b)).max() for b in candidate] for a in target])
     # Repeated texts ("Paid", "$0") tie on text; a small bonus for nearby blocks breaks the tie.
     rows, cols = linear_sum_assignment(ratio + 0.01 * (1 - dist), maximize=True)
-    return [(int(i), int(j), float(ratio[i, j])) for i, j in zip(rows, cols) if ratio[i, j] >= threshold]
+    return [(int(i), int(j), float(ratio[i, j])) for i, j in zip(rows, cols, strict=True) if ratio[i, j] >= threshold]
 
 
 def ssim(a: Any, b: Any, width: int = 640) -> tuple[float, Any]:
@@ -192,7 +192,7 @@ def ssim(a: Any, b: Any, width: int = 640) -> tuple[float, Any]:
 @dataclass(frozen=True)
 class Score:
     """Design2Code's four block scores and SSIM (each 0..1); ``total`` is their mean; ``reason``
-    says why a candidate scored 0."""
+    says why a candidate scored 0 (06)."""
 
     block: float
     text: float
@@ -229,7 +229,7 @@ def visual_score(target: Render, candidate: Render) -> Score:
     area = lambda b: b.box[2] * b.box[3]  # noqa: E731
     t = [target.blocks[i] for i, _, _ in pairs]
     c = [candidate.blocks[j] for _, j, _ in pairs]
-    matched = sum(area(a) + area(b) for a, b in zip(t, c))
+    matched = sum(area(a) + area(b) for a, b in zip(t, c, strict=True))
     everything = sum(map(area, target.blocks)) + sum(map(area, candidate.blocks))
     centres = [np.array([[b.box[0] + b.box[2] / 2, b.box[1] + b.box[3] / 2] for b in side]) for side in (t, c)]
     position = 1 - np.abs(centres[0] - centres[1]).max(axis=1)
@@ -239,7 +239,7 @@ def visual_score(target: Render, candidate: Render) -> Score:
     return Score(
         block=min(1.0, float(matched / everything)), text=float(np.mean([r for _, _, r in pairs])),
         position=float(position.mean()), color=float(color.mean()), ssim=similarity,
-        matches=tuple((a, b, r) for a, b, (_, _, r) in zip(t, c, pairs)),
+        matches=tuple((a, b, r) for a, b, (_, _, r) in zip(t, c, pairs, strict=True)),
         missing=tuple(b for i, b in enumerate(target.blocks) if i not in used_t),
         extra=tuple(b for j, b in enumerate(candidate.blocks) if j not in used_c), heat=heat,
     )
@@ -298,7 +298,7 @@ def feedback(score: Score, limit: int = 8) -> str:
 
 @dataclass(frozen=True)
 class Round:
-    """One round of the refine loop: the model's answer, its render (None without HTML), its score."""
+    """One round of the refine loop: the model's answer, its render (None without HTML), its score (06)."""
 
     answer: str
     render: Render | None
