@@ -397,3 +397,21 @@ def teds(pred_html: str, truth_html: str, structure_only: bool = False) -> float
     if p is None:
         return 0.0
     return 1.0 - APTED(p, t, Cost()).compute_edit_distance() / max(size(p), size(t))
+
+
+# saved in cookbook/documents.py
+def spotting_f1(pred: list[dict], truth: dict, iou: float = 0.5) -> float:
+    """End-to-end text spotting F1 (ICDAR style): a predicted line is right when its box matches a
+    true line's (IoU >= ``iou``, one to one by ``cb.grounding.match``) and its text equals it (09)."""
+    from cookbook.grounding import match
+
+    language = truth["language"]
+    boxed = [p for p in pred if "box" in p]
+    lines = [{"label": "", "box": ln["box"]} for ln in truth["lines"]]
+    pairs = match([{"label": "", "box": p["box"]} for p in boxed], lines, iou)
+    hits = sum(1 for i, j, _ in pairs if _normalise(str(boxed[i].get("text_content", "")), language)
+               == _normalise(truth["lines"][j]["text"], language))
+    if hits == 0:
+        return 1.0 if not boxed and not lines else 0.0
+    precision, recall = hits / len(boxed), hits / len(lines)
+    return 2 * precision * recall / (precision + recall)

@@ -26,6 +26,12 @@ def _generator():
 
 
 # ---------------------------------------------------------------- the documents themselves
+def test_pillow_shapes_right_to_left_text():
+    from PIL import features
+
+    assert features.check("raqm"), "Pillow lacks libraqm: install libfribidi0 (Debian) so Arabic is shaped"
+
+
 def test_the_set_covers_the_kinds_and_languages():
     entries = D.index()
     assert {e["kind"] for e in entries} >= {"receipt", "invoice", "table", "article"}
@@ -213,6 +219,19 @@ def test_teds_by_hand():
     assert D.teds("no table", truth) == 0.0
 
 
+def test_spotting_f1_by_hand():
+    image, truth = D.document("receipt_zh")
+    lines = grounding.parse(D.reference(truth, "spot"), *image.size)
+    assert D.spotting_f1(lines, truth) == 1.0
+    wrong_text = [dict(ln, text_content="x") if i < 2 else ln for i, ln in enumerate(lines)]
+    assert D.spotting_f1(wrong_text, truth) == pytest.approx(16 / 18)
+    moved = [dict(ln, box=[b + 400 for b in ln["box"]]) if i == 0 else ln for i, ln in enumerate(lines)]
+    assert D.spotting_f1(moved, truth) == pytest.approx(17 / 18)       # right text, wrong place
+    half = lines[:9]
+    assert D.spotting_f1(half, truth) == pytest.approx(2 * 1 * 0.5 / 1.5)   # precision 1, recall 1/2
+    assert D.spotting_f1([], truth) == 0.0
+
+
 # ---------------------------------------------------------------- the ground truth in the model's formats
 @pytest.mark.parametrize("name", NAMES)
 def test_reference_answers_score_perfectly(name):
@@ -222,6 +241,7 @@ def test_reference_answers_score_perfectly(name):
     assert (D.edit_distance(text, D.full_text(truth), lang), D.bag_f1(text, D.full_text(truth), lang)) == (0.0, 1.0)
     spotted = grounding.parse(D.reference(truth, "spot"), w, h)
     assert [s["text_content"] for s in spotted] == [ln["text"] for ln in truth["lines"]]
+    assert D.spotting_f1(spotted, truth) == 1.0
     assert max(abs(a - b) for s, ln in zip(spotted, truth["lines"], strict=True) for a, b in zip(s["box"], ln["box"], strict=True)) <= 1
     elements = D.parse_html(D.reference(truth, "html"), w, h)
     assert len(elements) == len(truth["blocks"])
