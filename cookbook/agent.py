@@ -324,9 +324,12 @@ async def perform(page: Any, screen: Screen, space: str, args: dict, cursor: lis
 
 
 async def execute(page: Any, call: dict, screen: Screen, allowed: tuple[str, ...],
-                  confirm: Callable[[dict, str], Any], cursor: list[float]) -> Outcome:
-    """Run one parsed call: check the tool and the whitelist, hold destructive targets until
-    ``confirm(call, element)`` says yes, then ``perform`` it; an error is an outcome, not a crash (05)."""
+                  confirm: Callable[[dict, str], Any], cursor: list[float],
+                  destructive: str = DESTRUCTIVE) -> Outcome:
+    """Run one parsed call: check the tool and the whitelist, hold a target matching ``destructive``
+    until ``confirm(call, element)`` says yes, then ``perform`` it; errors become outcomes (05)."""
+    from playwright.async_api import Error as BrowserError
+
     space, args = call["name"], call["arguments"]
     action = args.get("action")
     if space not in SCALE:
@@ -343,7 +346,7 @@ async def execute(page: Any, call: dict, screen: Screen, allowed: tuple[str, ...
             target = await page.evaluate(
                 "([x, y, sel]) => { const e = document.elementFromPoint(x, y);"
                 " const d = e && e.closest(sel); return d ? (d.dataset.name || d.textContent.trim()) : null; }",
-                [point[0], point[1], DESTRUCTIVE])
+                [point[0], point[1], destructive])
             if target is not None:
                 approved = confirm(call, target)
                 if inspect.isawaitable(approved):
@@ -351,9 +354,9 @@ async def execute(page: Any, call: dict, screen: Screen, allowed: tuple[str, ...
                 if not approved:
                     return Outcome(False, point, error=f"held: {target!r} is destructive and was not approved", held=True)
         await perform(page, screen, space, args, cursor)
-        await page.wait_for_timeout(150)  # let the app re-render before the next screenshot
+        await page.wait_for_timeout(100)  # let the app re-render before the next screenshot
         return Outcome(True, point)
-    except (KeyError, TypeError, ValueError) as err:
+    except (KeyError, TypeError, ValueError, BrowserError) as err:
         return Outcome(False, error=f"{type(err).__name__}: {err}")
 
 
@@ -373,14 +376,15 @@ def approve(call: dict, element: str) -> bool:
 # ---------------------------------------------------------------------------------------------
 
 
-def _chat(state: dict, cid: str) -> dict:
+def chat_of(state: dict, cid: str) -> dict:
+    """The chat with id ``cid`` in an app state (``appState.chats``)."""
     return next(c for c in state["chats"] if c["id"] == cid)
 
 
-def _only(state: dict, initial: dict, changed: str) -> bool:
+def unchanged_except(state: dict, initial: dict, changed: str) -> bool:
     """True when every chat but ``changed`` kept its pinned/muted/deleted/draft/messages."""
     keys = ("pinned", "muted", "deleted", "draft", "messages")
-    return all(all(c[k] == _chat(initial, c["id"])[k] for k in keys) for c in state["chats"] if c["id"] != changed)
+    return all(all(c[k] == chat_of(initial, c["id"])[k] for k in keys) for c in state["chats"] if c["id"] != changed)
 
 
 @dataclass(frozen=True)
@@ -396,26 +400,26 @@ class Task:
 
 TASKS = (
     Task("unpin", "Find the pinned chat 'Tech Exchange Group' and unpin it.",
-         lambda s, i: not _chat(s, "tech")["pinned"] and _only(s, i, "tech"),
+         lambda s, i: not chat_of(s, "tech")["pinned"] and unchanged_except(s, i, "tech"),
          (("long_press", "chat Tech Exchange Group"), ("click", "menu Unpin"))),
     Task("pin", "Pin the chat with Mom.",
-         lambda s, i: _chat(s, "mom")["pinned"] and _only(s, i, "mom"),
+         lambda s, i: chat_of(s, "mom")["pinned"] and unchanged_except(s, i, "mom"),
          (("long_press", "chat Mom"), ("click", "menu Pin"))),
     Task("send", "Send the message 'See you at 7' to Bob Li.",
-         lambda s, i: _chat(s, "bob")["messages"][-1] == {"from": "me", "text": "See you at 7"} and _only(s, i, "bob"),
+         lambda s, i: chat_of(s, "bob")["messages"][-1] == {"from": "me", "text": "See you at 7"} and unchanged_except(s, i, "bob"),
          (("click", "chat Bob Li"), ("click", "message box"), ("type", "See you at 7"), ("click", "send button"))),
     Task("mute", "Mute the group 'Hiking Club'.",
-         lambda s, i: _chat(s, "hiking")["muted"] and _only(s, i, "hiking"),
+         lambda s, i: chat_of(s, "hiking")["muted"] and unchanged_except(s, i, "hiking"),
          (("long_press", "chat Hiking Club"), ("click", "menu Mute"))),
     Task("search", "Search for Zhang Wei and open the chat.",
-         lambda s, i: "zhang" in s["search"].lower() and s["open"] == "zhang" and _only(s, i, ""),
+         lambda s, i: "zhang" in s["search"].lower() and s["open"] == "zhang" and unchanged_except(s, i, ""),
          (("click", "search box"), ("type", "Zhang"), ("click", "chat Zhang Wei"))),
     Task("draft", "Delete the unsent draft in the chat with Carol Wu.",
-         lambda s, i: _chat(s, "carol")["draft"] == "" and not _chat(s, "carol")["deleted"]
-         and _chat(s, "carol")["messages"] == _chat(i, "carol")["messages"] and _only(s, i, "carol"),
+         lambda s, i: chat_of(s, "carol")["draft"] == "" and not chat_of(s, "carol")["deleted"]
+         and chat_of(s, "carol")["messages"] == chat_of(i, "carol")["messages"] and unchanged_except(s, i, "carol"),
          (("click", "chat Carol Wu"), ("click", "discard draft button"))),
     Task("delete", "Delete the chat 'Spam Offers'.",
-         lambda s, i: _chat(s, "spam")["deleted"] and _only(s, i, "spam"),
+         lambda s, i: chat_of(s, "spam")["deleted"] and unchanged_except(s, i, "spam"),
          (("long_press", "chat Spam Offers"), ("click", "menu Delete"))),
 )
 
@@ -517,7 +521,7 @@ async def reference_policy(obs: Observation) -> str:
     name = action if space == "mobile_use" else _DESKTOP_ACTION.get(action, action)
     args = {"action": name, "coordinate": point}
     if name == "long_press":
-        args["time"] = 1.0
+        args["time"] = 0.8  # the app opens its menu after 0.5 s
     return tool_call_text(space, args, f"{action} {target!r}.")
 
 
@@ -636,7 +640,7 @@ async def screenshot(page: Any, path: str | Path | None = None) -> Any:
 async def run_task(page: Any, base_url: str, the_task: Task, policy: Policy, out_dir: str | Path, *,
                    screen: Screen, space: str = "mobile_use", max_steps: int = 10,
                    allowed: tuple[str, ...] | None = None, confirm: Callable[[dict, str], Any] = deny,
-                   policy_name: str = "") -> Trajectory:
+                   destructive: str = DESTRUCTIVE, policy_name: str = "") -> Trajectory:
     """Screenshot, policy, parse, execute, repeat until ``terminate`` or ``max_steps``; every step
     (screenshot PNG and JSON) is written to ``out_dir``; success is read from the app's state (05)."""
     out = Path(out_dir)
@@ -661,7 +665,7 @@ async def run_task(page: Any, base_url: str, the_task: Task, policy: Policy, out
             continue
         outcomes = []
         for call in calls:
-            outcomes.append(await execute(page, call, screen, allowed, confirm, cursor))
+            outcomes.append(await execute(page, call, screen, allowed, confirm, cursor, destructive))
             if outcomes[-1].done or not outcomes[-1].ok:
                 break
         point = next((list(o.point) for o in outcomes if o.point), None)
@@ -760,8 +764,9 @@ async def grounding_eval(page: Any, screen: Screen, locate: Callable[[str, Any, 
 # ---------------------------------------------------------------------------------------------
 
 
-def annotate(image: Any, step: Step, screen: Screen, width: int = 360) -> Any:
-    """A screenshot scaled to ``width`` with the step's point (a red ring) and action written on it."""
+def annotate(image: Any, step: Step, screen: Screen, width: int = 360, label: str | None = None) -> Any:
+    """A screenshot scaled to ``width`` with the step's point (a red ring) and its action (or
+    ``label``) written on top."""
     from PIL import Image, ImageDraw, ImageFont
 
     img = image.convert("RGB")
@@ -774,7 +779,8 @@ def annotate(image: Any, step: Step, screen: Screen, width: int = 360) -> Any:
         draw.ellipse((x - r, y - r, x + r, y + r), outline=(230, 30, 30), width=3)
         draw.ellipse((x - 3, y - 3, x + 3, y + 3), fill=(230, 30, 30))
     args = step.calls[0]["arguments"] if step.calls else {}
-    label = f"{step.index}: " + (", ".join(f"{k2}={v}" for k2, v in args.items()) if args else "no valid action")
+    if label is None:
+        label = f"{step.index}: " + (", ".join(f"{k2}={v}" for k2, v in args.items()) if args else "no valid action")
     if step.held:
         label += "  [HELD]"
     font = ImageFont.load_default(size=max(11, width // 28))
@@ -795,7 +801,8 @@ def replay(trajectory: Trajectory, width: int = 360) -> list[Any]:
             frames.append(annotate(img, step, screen, width))
     with Image.open(folder / "final.png") as img:
         end = Step(len(trajectory.steps), "final.png", "", "", [], None, True)
-        frame = annotate(img, end, screen, width)
+        verdict = "success" if trajectory.success else "not done"
+        frame = annotate(img, end, screen, width, label=f"end: {verdict} (read from the app's state)")
     frames.append(frame)
     return frames
 

@@ -4,6 +4,7 @@ sandbox in a real headless Chromium (async Playwright, wrapped in asyncio.run)."
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 
 import pytest
@@ -12,6 +13,9 @@ import cookbook as cb
 from cookbook import agent as A
 
 needs_browser = pytest.mark.skipif(cb.browser.chromium_executable() is None, reason=cb.browser.INSTALL_HINT)
+# The phone's CSS layout at device scale 1: the same page, smaller screenshots, a faster loop.
+# The actions test above it runs at the real scale 3.
+PHONE_1X = dataclasses.replace(A.PHONE, scale=1.0)
 
 
 def call(name: str, **arguments) -> dict:
@@ -211,7 +215,7 @@ def test_a_destructive_action_waits_for_confirmation():
         await do(page, screen, call(space, action="long_press", coordinate=await point_of(page, "chat Landlord", screen, space)))
         delete = call(space, action="click", coordinate=await point_of(page, "menu Delete", screen, space))
         held = await do(page, screen, delete)  # default hook: deny
-        still_there = not A._chat(await A.app_state(page), "landlord")["deleted"]
+        still_there = not A.chat_of(await A.app_state(page), "landlord")["deleted"]
         pin = await do(page, screen, call(space, action="click", coordinate=await point_of(page, "menu Pin", screen, space)),
                        confirm=approve_later)  # not destructive: the hook is not asked
         await do(page, screen, call(space, action="long_press", coordinate=await point_of(page, "chat Landlord", screen, space)))
@@ -221,7 +225,7 @@ def test_a_destructive_action_waits_for_confirmation():
     held, still_there, pin, approved, state = with_app(body, screen)
     assert held.held and not held.ok and "not approved" in held.error and still_there
     assert pin.ok and approved.ok and asked == ["menu Delete"]
-    assert A._chat(state, "landlord")["deleted"]
+    assert A.chat_of(state, "landlord")["deleted"]
 
 
 @needs_browser
@@ -250,7 +254,7 @@ def test_reference_policy_solves_every_task(tmp_path):
         initial = await A.open_app(page, url)
         return out, initial
 
-    phone, initial = with_app(lambda page, url: run(page, url, A.PHONE, "mobile_use", A.TASKS), A.PHONE)
+    phone, initial = with_app(lambda page, url: run(page, url, PHONE_1X, "mobile_use", A.TASKS), PHONE_1X)
     desktop, _ = with_app(lambda page, url: run(page, url, A.DESKTOP, "computer_use", [A.task("pin"), A.task("mute")]),
                           A.DESKTOP)
     for traj in phone + desktop:
@@ -264,9 +268,9 @@ def test_reference_policy_solves_every_task(tmp_path):
 @needs_browser
 def test_a_held_delete_fails_the_task(tmp_path):
     async def run(page, url):
-        return await A.run_task(page, url, A.task("delete"), A.reference_policy, tmp_path, screen=A.PHONE, max_steps=4)
+        return await A.run_task(page, url, A.task("delete"), A.reference_policy, tmp_path, screen=PHONE_1X, max_steps=4)
 
-    traj = with_app(run)
+    traj = with_app(run, PHONE_1X)
     assert not traj.success and any(s.held for s in traj.steps)
 
 
@@ -294,9 +298,9 @@ def test_tiny_model_loop_stops_at_the_step_bound_and_writes_its_trajectory(tiny,
     policy = A.transformers_policy(model, processor, A.tool_for("mobile_use"), max_new_tokens=8, image_tokens=64)
 
     async def run(page, url):
-        return await A.run_task(page, url, A.task("unpin"), policy, tmp_path, screen=A.PHONE, max_steps=2)
+        return await A.run_task(page, url, A.task("unpin"), policy, tmp_path, screen=PHONE_1X, max_steps=2)
 
-    traj = with_app(run)
+    traj = with_app(run, PHONE_1X)
     assert len(traj.steps) == 2 and not traj.success and traj.terminated == ""
     for step in traj.steps:  # random weights: text, but no tool call; recorded as failed steps
         if not step.ok:
