@@ -56,7 +56,7 @@ def _fetch(url: str, timeout: float, what: str = "image") -> bytes:
 
 
 def load_image(src: Any, timeout: float = URL_TIMEOUT_S) -> Any:
-    """Open an image from a path, URL, data URL / base64 string, bytes, numpy array or PIL image (as RGB) (01)."""
+    """Open an image from a path, URL, data URL / base64 string, bytes, numpy array or PIL image, as RGB (01)."""
     from PIL import Image
 
     if isinstance(src, Image.Image):
@@ -205,7 +205,7 @@ def assistant(content: str, reasoning: str | None = None) -> dict[str, Any]:
 
 
 def check(messages: list[dict[str, Any]]) -> None:
-    """Raise ``InputError`` naming the first malformed message (empty, unknown role, no content) (01)."""
+    """Raise ``InputError`` naming the first malformed message : empty, unknown role, no content (01)."""
     if not messages:
         raise InputError("no messages: a conversation needs at least one user message.")
     for i, msg in enumerate(messages):

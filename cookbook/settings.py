@@ -13,6 +13,7 @@ from pathlib import Path
 
 from cookbook.hardware import hardware
 from cookbook.lineup import recommend_model
+from cookbook.show import Pretty
 
 TINY_NAMES = {"tiny": "instruct", "tiny-instruct": "instruct", "tiny-thinking": "thinking"}
 TRUE = {"1", "true", "yes", "on"}
@@ -20,7 +21,7 @@ TRUE = {"1", "true", "yes", "on"}
 
 @dataclass(frozen=True)
 class Budget:
-    """Sizes the notebooks use, so a smoke run stays small and a real run stays sensible (every notebook)."""
+    """Sizes the notebooks use, so a smoke run stays small and a real run stays sensible (all notebooks)."""
 
     max_new_tokens: int
     image_max_tokens: int
@@ -42,8 +43,8 @@ REAL_BUDGET = Budget(
 
 
 @dataclass(frozen=True)
-class Settings:
-    """The run's choices. Printed at the top of every notebook (every notebook)."""
+class Settings(Pretty):
+    """The run's choices, shown by the setup cell of every notebook."""
 
     requested: str
     model: str
@@ -77,9 +78,6 @@ class Settings:
             )
         return text
 
-    def _repr_pretty_(self, printer, cycle) -> None:  # IPython display
-        printer.text(str(self))
-
 
 def _env(name: str, default: str = "") -> str:
     return os.environ.get(name, default).strip()
@@ -101,7 +99,7 @@ def tiny_flavour(name: str) -> str | None:
 
 
 def budget() -> Budget:
-    """The sizes for this run: small in a smoke run (``COOKBOOK_MODEL=tiny``), teaching-size otherwise (every notebook)."""
+    """The sizes for this run: small in a smoke run (``COOKBOOK_MODEL=tiny``), teaching-size otherwise (all notebooks)."""
     return SMOKE_BUDGET if tiny_flavour(_requested_model()) else REAL_BUDGET
 
 
@@ -119,7 +117,7 @@ def cookbook_cache_dir() -> Path:
 
 
 def settings() -> Settings:
-    """What this run uses (model, device, hub, smoke mode); printed in every notebook's setup cell (every notebook)."""
+    """What this run uses (model, device, hub, smoke mode); printed in every notebook's setup cell."""
     requested = _requested_model()
     flavour = tiny_flavour(requested)
     hub = (_env("COOKBOOK_HUB", "huggingface") or "huggingface").lower()
