@@ -14,7 +14,6 @@ from typing import Any
 
 import numpy as np
 
-from cookbook.show import table  # noqa: F401  (old name cb.sampling.table; use cb.show.table)
 
 # --- saved from 02: distribution transforms (logits in, logits out; removed tokens get -inf) ---
 
