@@ -14,7 +14,6 @@ from typing import Any
 
 import numpy as np
 
-
 # --- saved from 02: distribution transforms (logits in, logits out; removed tokens get -inf) ---
 
 
