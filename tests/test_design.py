@@ -108,16 +108,17 @@ def test_endless_animation_is_stopped(run):
 
 
 def test_time_limit_holds_and_the_browser_survives(run):
-    start = time.perf_counter()  # this page takes over two minutes to lay out on a 2-core machine
+    start = time.perf_counter()  # this page needs over a minute on a 2-core machine
     with pytest.raises(TimeoutError, match="longer than 1.0 s"):
-        render(run, "<p>x</p>" * 1_500_000, timeout_s=1.0)
-    assert time.perf_counter() - start < 10
+        render(run, "<p>x</p>" * 100_000, timeout_s=1.0)
+    assert time.perf_counter() - start < 8
     assert [b.text for b in render(run, "<p>after</p>").blocks] == ["after"]
 
 
 def test_blocks_carry_box_and_colour(run):
     shot = render(run, '<body style="margin:0"><p style="margin:0;position:absolute;left:640px;top:400px;'
-                       'color:rgb(200, 10, 30);font:20px DejaVu Sans">Hello</p></body>')
+                       'color:rgb(200, 10, 30);font:20px DejaVu Sans">Hello</p><p style="display:none">hidden</p>'
+                       '<p style="visibility:hidden">ghost</p><p>  \n </p><style>p { }</style></body>')
     (block,) = shot.blocks
     assert block.text == "Hello" and block.color == (200, 10, 30)
     assert block.box[0] == pytest.approx(0.5, abs=0.002) and block.box[1] == pytest.approx(0.5, abs=0.01)
