@@ -41,12 +41,15 @@ def test_chat_reads_no_environment(tiny, photo, monkeypatch):
     model, processor = tiny
     conv = [cb.messages.user(photo, "Hi")]
     replies = []
+    encodings = []
     for value in ("tiny", "Qwen/Qwen3-VL-8B-Instruct"):
         monkeypatch.setenv("COOKBOOK_MODEL", value)
+        encodings.append(cb.inputs(processor, conv))
         replies.append(cb.chat(model, processor, conv, seed=0, min_new_tokens=24, max_new_tokens=24))
         pieces = list(cb.stream(model, processor, conv, seed=0, min_new_tokens=24, max_new_tokens=24))
         assert "".join(pieces).strip() == replies[-1].text.strip()
     assert replies[0].text == replies[1].text
+    assert all(torch.equal(encodings[0][k], encodings[1][k]) for k in encodings[0])
     assert replies[0].new_tokens == 24 > SMOKE_BUDGET.max_new_tokens  # the smoke budget did not cap it
 
 
