@@ -105,9 +105,12 @@ def doctor(hw: Hardware | None = None, model: str | None = None, disk_free_gb: f
             "Free disk space or point HF_HUB_CACHE (or MODELSCOPE_CACHE) at a larger disk.",
         ))
         room = hw.gpu_memory_gb if hw.cuda else hw.ram_gb
+        as_bf16 = ck.fp8 and not hw.fp8  # transformers dequantizes FP8 without FP8 tensor cores
+        need = checkpoint(ck.id.removesuffix("-FP8")) if as_bf16 else ck
         checks.append(Check(
             "memory", fits(ck, hw),
-            f"{room:.0f} GB {'GPU' if hw.cuda else 'RAM'}; {ck.id} needs at least {ck.min_memory_gb:.0f} GB",
+            f"{room:.0f} GB {'GPU' if hw.cuda else 'RAM'}; {ck.id} needs at least {need.min_memory_gb:.0f} GB"
+            + (" (loaded as bf16: no FP8 tensor cores here)" if as_bf16 else ""),
             "Pick a smaller or FP8 checkpoint: cb.recommend_model() names one that fits.",
         ))
     return Checkup(tuple(checks))

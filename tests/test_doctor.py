@@ -50,3 +50,11 @@ def test_doctor_names_the_transformers_floor(monkeypatch):
     assert not check.ok and "qwen3_vl" in check.fix
     versions["transformers"] = "5.20.2"
     assert doctor(CPU, model="Qwen/Qwen3-VL-2B-Instruct", disk_free_gb=100)["transformers"].ok
+
+
+def test_fp8_without_fp8_tensor_cores_is_sized_as_bf16():
+    from cookbook.lineup import checkpoint
+
+    bf16_need = checkpoint("Qwen/Qwen3-VL-2B-Instruct").min_memory_gb
+    check = doctor(cb.Hardware("cpu", ram_gb=64), model="Qwen/Qwen3-VL-2B-Instruct-FP8", disk_free_gb=100)["memory"]
+    assert check.ok and f"at least {bf16_need:.0f} GB" in check.detail and "bf16" in check.detail
