@@ -40,7 +40,7 @@ APP = Path(__file__).resolve().parent / "apps" / "messenger"
 
 @dataclass(frozen=True)
 class Screen:
-    """A browser viewport in CSS pixels; ``scale`` device pixels per CSS pixel (screenshot size)."""
+    """A browser viewport in CSS pixels; ``scale`` device pixels per CSS pixel (screenshot size) (05)."""
 
     name: str
     width: int
@@ -158,7 +158,7 @@ SYSTEM_PROMPT = "You are a helpful assistant."
 
 
 def task_prompt(instruction: str, history: list[str]) -> str:
-    """The user turn's text: the query and the steps done so far, as the mobile-agent cookbook writes them."""
+    """The user turn's text: the query and the steps done so far, as the mobile-agent cookbook writes them (05)."""
     done = "".join(f"Step {i}: {step}; " for i, step in enumerate(history, 1))
     return (f"The user query: {instruction}\n"
             f"Task progress (You have done the following operation on the current device): {done}")
@@ -178,7 +178,7 @@ def agent_messages(instruction: str, history: list[str], screenshot: Any, image_
 
 
 class ParseError(ValueError):
-    """The model's text holds no usable tool call; the message quotes the text."""
+    """The model's text holds no usable tool call; the message quotes the text (05)."""
 
 
 def parse_tool_calls(text: str) -> list[dict]:
@@ -212,7 +212,7 @@ def parse_tool_calls(text: str) -> list[dict]:
 
 
 def thought_of(text: str) -> str:
-    """The words before the first ``<tool_call>`` (the model's Thought/Action lines), stripped."""
+    """The words before the first ``<tool_call>`` (the model's Thought/Action lines), stripped (05)."""
     return text.split("<tool_call>", 1)[0].strip()
 
 
@@ -236,7 +236,7 @@ def to_css(coordinate: list[float], screen: Screen, scale: int) -> tuple[float, 
 
 
 def from_css(x: float, y: float, screen: Screen, scale: int) -> list[int]:
-    """CSS pixels as a point on the model's ``scale`` x ``scale`` screen: the inverse of ``to_css``."""
+    """CSS pixels as a point on the model's ``scale`` x ``scale`` screen: the inverse of ``to_css`` (05)."""
     return [round(x / screen.width * scale), round(y / screen.height * scale)]
 
 
@@ -255,7 +255,7 @@ MAX_WAIT_S = 3.0
 
 @dataclass
 class Outcome:
-    """What one executed call did: ``point`` in CSS pixels, ``held`` when confirmation was refused."""
+    """What one executed call did: ``point`` in CSS pixels, ``held`` when confirmation was refused (05)."""
 
     ok: bool
     point: tuple[float, float] | None = None
@@ -377,12 +377,12 @@ def approve(call: dict, element: str) -> bool:
 
 
 def chat_of(state: dict, cid: str) -> dict:
-    """The chat with id ``cid`` in an app state (``appState.chats``)."""
+    """The chat with id ``cid`` in an app state (``appState.chats``) (05)."""
     return next(c for c in state["chats"] if c["id"] == cid)
 
 
 def unchanged_except(state: dict, initial: dict, changed: str) -> bool:
-    """True when every chat but ``changed`` kept its pinned/muted/deleted/draft/messages."""
+    """True when every chat but ``changed`` kept its pinned/muted/deleted/draft/messages (05)."""
     keys = ("pinned", "muted", "deleted", "draft", "messages")
     return all(all(c[k] == chat_of(initial, c["id"])[k] for k in keys) for c in state["chats"] if c["id"] != changed)
 
@@ -390,7 +390,7 @@ def unchanged_except(state: dict, initial: dict, changed: str) -> bool:
 @dataclass(frozen=True)
 class Task:
     """A task: the instruction the model reads, its success predicate on (state, initial state),
-    and the reference plan (target names are the app's ``data-name`` values)."""
+    and the reference plan (target names are the app's ``data-name`` values) (05)."""
 
     id: str
     instruction: str
@@ -425,7 +425,7 @@ TASKS = (
 
 
 def task(task_id: str) -> Task:
-    """The task with this id (``unpin``, ``pin``, ``send``, ``mute``, ``search``, ``draft``, ``delete``)."""
+    """The task with this id (``unpin``, ``pin``, ``send``, ``mute``, ``search``, ``draft``, ``delete``) (05)."""
     for t in TASKS:
         if t.id == task_id:
             return t
@@ -452,7 +452,7 @@ async def open_app(page: Any, base_url: str) -> dict:
 @dataclass
 class Observation:
     """What a policy sees at one step: the task, the history lines, the screenshot (PIL) and,
-    for the reference policy only, the page."""
+    for the reference policy only, the page (05)."""
 
     instruction: str
     history: list[str]
@@ -479,12 +479,12 @@ _BOX_JS = """(name) => {
 
 async def element_box(page: Any, name: str) -> dict | None:
     """``{"box": [x1, y1, x2, y2], "visible": bool}`` in CSS pixels for the element with this
-    ``data-name``; ``visible`` when its centre is not covered or scrolled away. None if absent."""
+    ``data-name``; ``visible`` when its centre is not covered or scrolled away. None if absent (05)."""
     return await page.evaluate(_BOX_JS, name)
 
 
 def tool_call_text(name: str, arguments: dict, thought: str = "") -> str:
-    """A reply in the model's format: an optional thought, then one ``<tool_call>`` block."""
+    """A reply in the model's format: an optional thought, then one ``<tool_call>`` block (05)."""
     call = json.dumps({"name": name, "arguments": arguments}, ensure_ascii=False)
     return (f"Thought: {thought}\n" if thought else "") + f"<tool_call>\n{call}\n</tool_call>"
 
@@ -494,7 +494,7 @@ _DESKTOP_ACTION = {"click": "left_click", "long_press": "right_click"}
 
 async def reference_policy(obs: Observation) -> str:
     """A REFERENCE, not a model: follows the task's plan, reading element boxes from the DOM, and
-    answers in the model's format. It proves the executor and the scorers reach 100%."""
+    answers in the model's format. It proves the executor and the scorers reach 100% (05)."""
     plan, space, screen = obs.task.plan, obs.space, obs.screen
     scale = SCALE[space]
     done = sum(1 for line in obs.history if not re.search(r'"action": "(swipe|scroll)"', line))
@@ -566,7 +566,7 @@ def openai_policy(client: Any, model: str, tool: dict, max_tokens: int, image_to
 
 
 def history_line(text: str, calls: list[dict]) -> str:
-    """One ``Task progress`` entry: the model's ``Action:`` line if it wrote one, else the call's JSON."""
+    """One ``Task progress`` entry: the model's ``Action:`` line if it wrote one, else the call's JSON (05)."""
     m = re.search(r"Action:\s*(.+)", text)
     if m:
         return m.group(1).strip()
@@ -580,7 +580,7 @@ def history_line(text: str, calls: list[dict]) -> str:
 
 @dataclass
 class Step:
-    """One step of a trajectory: screenshot file, the policy's text, its calls and what they did."""
+    """One step of a trajectory: screenshot file, the policy's text, its calls and what they did (05)."""
 
     index: int
     screenshot: str
@@ -596,7 +596,7 @@ class Step:
 
 @dataclass
 class Trajectory:
-    """A run of one task: its steps, the final app state, and whether the task's predicate holds."""
+    """A run of one task: its steps, the final app state, and whether the task's predicate holds (05)."""
 
     task: str
     instruction: str
@@ -626,7 +626,7 @@ def load_trajectory(folder: str | Path) -> Trajectory:
 
 async def screenshot(page: Any, path: str | Path | None = None) -> Any:
     """The page as a PIL image in device pixels (what a phone's screenshot would be); the PNG is
-    also written to ``path`` when one is given."""
+    also written to ``path`` when one is given (05)."""
     import io
 
     from PIL import Image
@@ -684,7 +684,7 @@ async def run_task(page: Any, base_url: str, the_task: Task, policy: Policy, out
 
 
 def success_rate(trajectories: list[Trajectory]) -> float:
-    """The share of trajectories whose task predicate held at the end (AndroidWorld/OSWorld style)."""
+    """The share of trajectories whose task predicate held at the end (AndroidWorld/OSWorld style) (05)."""
     return sum(t.success for t in trajectories) / len(trajectories) if trajectories else 0.0
 
 
@@ -708,7 +708,7 @@ async def grounding_targets(page: Any) -> list[dict]:
 
 
 def click_instruction(name: str) -> str:
-    """The "click X" instruction for a target name (``chat Bob Li`` -> 'Click the chat with "Bob Li".')."""
+    """The "click X" instruction for a target name (``chat Bob Li`` -> 'Click the chat with "Bob Li".') (05)."""
     if name.startswith("chat "):
         return f'Click the chat with "{name[5:]}".'
     if name.startswith("menu "):
@@ -717,7 +717,7 @@ def click_instruction(name: str) -> str:
 
 
 def hit(point: tuple[float, float] | list[float] | None, box: list[float]) -> bool:
-    """ScreenSpot's rule: a hit when the point lies inside the element's box (edges included)."""
+    """ScreenSpot's rule: a hit when the point lies inside the element's box (edges included) (05)."""
     if point is None:
         return False
     x, y = point
@@ -726,7 +726,7 @@ def hit(point: tuple[float, float] | list[float] | None, box: list[float]) -> bo
 
 
 def predicted_point(text: str, screen: Screen) -> tuple[float, float] | None:
-    """The first call's ``coordinate`` in CSS pixels, or None (unparsable counts as a miss)."""
+    """The first call's ``coordinate`` in CSS pixels, or None (unparsable counts as a miss) (05)."""
     try:
         calls = parse_tool_calls(text)
         call = next(c for c in calls if "coordinate" in c["arguments"])
@@ -736,7 +736,7 @@ def predicted_point(text: str, screen: Screen) -> tuple[float, float] | None:
 
 
 def reference_locator(target: dict, screen: Screen, space: str) -> str:
-    """A REFERENCE answer for a grounding target: the centre of its DOM box, as a tool call."""
+    """A REFERENCE answer for a grounding target: the centre of its DOM box, as a tool call (05)."""
     x1, y1, x2, y2 = target["box"]
     action = "click" if space == "mobile_use" else "left_click"
     return tool_call_text(space, {"action": action, "coordinate": from_css((x1 + x2) / 2, (y1 + y2) / 2, screen, SCALE[space])})
@@ -745,7 +745,7 @@ def reference_locator(target: dict, screen: Screen, space: str) -> str:
 async def grounding_eval(page: Any, screen: Screen, locate: Callable[[str, Any, dict], Any],
                          space: str = "mobile_use") -> dict:
     """Ask ``locate(instruction, screenshot, target)`` for each target on the current screen and score
-    hits; returns ``{"accuracy", "rows"}``. ``locate`` may be sync or async and returns the text."""
+    hits; returns ``{"accuracy", "rows"}``. ``locate`` may be sync or async and returns the text (05)."""
     shot = await screenshot(page)
     rows = []
     for target in await grounding_targets(page):
@@ -766,7 +766,7 @@ async def grounding_eval(page: Any, screen: Screen, locate: Callable[[str, Any, 
 
 def annotate(image: Any, step: Step, screen: Screen, width: int = 360, label: str | None = None) -> Any:
     """A screenshot scaled to ``width`` with the step's point (a red ring) and its action (or
-    ``label``) written on top."""
+    ``label``) written on top (05)."""
     from PIL import Image, ImageDraw, ImageFont
 
     img = image.convert("RGB")
