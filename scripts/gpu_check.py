@@ -64,7 +64,6 @@ def run_checks(work: Path) -> dict[str, Any]:
     import cookbook as cb
     from cookbook import fp8, memory
 
-    gib = memory.GIB
     steps: dict[str, Any] = {}
     folder = build_fp8_sized_tiny(work / "tiny-fp8-sized")
     state: dict[str, Any] = {}
@@ -113,24 +112,64 @@ def run_checks(work: Path) -> dict[str, Any]:
                 "bytes": (out / "model.safetensors").stat().st_size}
 
     def load_fp8() -> dict[str, Any]:
+        from transformers import FineGrainedFP8Config
+
         model, processor = state["model"], state["processor"]
-        official = AutoModelForImageTextToText.from_pretrained(work / "tiny-fp8", device_map="cuda").eval()
         encoded = cb.inputs(processor, conversation(0), device=model.device)
+        out: dict[str, Any] = {}
         with torch.no_grad():
             ref = model(**encoded).logits
-            got = official(**encoded).logits
             fake, _ = fp8.fake_quantize(model)
+            weight_only = fake(**encoded).logits
             handles = fp8.add_activation_quantization(fake)
-            simulated = fake(**encoded).logits
+            w8a8 = fake(**encoded).logits
             for h in handles:
                 h.remove()
-        layer = official.model.language_model.layers[0].mlp.up_proj
-        return {"fp8_layer_class": type(layer).__name__,
-                "fp8_weight_dtype": str(getattr(layer, "weight").dtype),
-                "memory_footprint_fp8": official.get_memory_footprint(),
-                "memory_footprint_bf16": model.get_memory_footprint(),
-                "bf16_vs_transformers_fp8": fp8.compare_logits(ref, got),
-                "cookbook_w8a8_simulation_vs_transformers_fp8": fp8.compare_logits(simulated, got)}
+            try:  # transformers' FP8 kernels: transformers >= 5.1x fetches them from the Hub with `kernels`
+                native = AutoModelForImageTextToText.from_pretrained(work / "tiny-fp8", device_map="cuda").eval()
+                got = native(**encoded).logits
+                layer = native.model.language_model.layers[0].mlp.up_proj
+                out["native_fp8"] = {"layer_class": type(layer).__name__, "weight_dtype": str(layer.weight.dtype),
+                                     "memory_footprint": native.get_memory_footprint(),
+                                     "bf16_vs_native_fp8": fp8.compare_logits(ref, got),
+                                     "cookbook_w8a8_vs_native_fp8": fp8.compare_logits(w8a8, got)}
+            except ImportError as err:
+                out["native_fp8"] = f"not run: {err}"
+            # The same checkpoint through transformers' FP8 loader, dequantized to bf16 (what it does below 8.9)
+            deq = AutoModelForImageTextToText.from_pretrained(
+                work / "tiny-fp8", device_map="cuda", quantization_config=FineGrainedFP8Config(dequantize=True)).eval()
+            dequantized = deq(**encoded).logits
+        out["memory_footprint_bf16"] = model.get_memory_footprint()
+        out["bf16_vs_transformers_dequantized"] = fp8.compare_logits(ref, dequantized)
+        out["cookbook_weight_only_vs_transformers_dequantized"] = fp8.compare_logits(weight_only, dequantized)
+        out["bf16_vs_cookbook_w8a8"] = fp8.compare_logits(ref, w8a8)
+        return out
+
+    def tensor_core_gemm() -> dict[str, Any]:
+        """One FP8 linear on the GPU's FP8 tensor cores (torch._scaled_mm), W8A8 with 1x128 activation groups
+        and 128x128 weight blocks (one rowwise-scaled GEMM per 128-wide K slice), against the cookbook's
+        float32 simulation of the same arithmetic."""
+        weight = state["model"].model.language_model.layers[0].mlp.up_proj.weight.detach()  # (N, K) bf16
+        torch.manual_seed(0)
+        x = torch.randn(64, weight.shape[1], device=weight.device, dtype=torch.bfloat16)
+        q_w, s_w = fp8.quantize(weight)                        # (N, K) e4m3, (N/128, K/128) scale_inv
+        groups = x.float().reshape(x.shape[0], -1, 128)
+        s_x = (groups.abs().amax(-1) / fp8.FP8_MAX).clamp(min=1e-12)             # (M, K/128)
+        q_x = (groups / s_x[..., None]).clamp(-fp8.FP8_MAX, fp8.FP8_MAX).to(torch.float8_e4m3fn).reshape(x.shape)
+        real = torch.zeros(x.shape[0], weight.shape[0], device=x.device, dtype=torch.float32)
+        for kb in range(weight.shape[1] // 128):
+            cols = slice(kb * 128, (kb + 1) * 128)
+            scale_b = s_w[:, kb].repeat_interleave(128)[: weight.shape[0]].float()[None, :].contiguous()
+            real += torch._scaled_mm(q_x[:, cols].contiguous(), q_w[:, cols].contiguous().t(),
+                                     scale_a=s_x[:, kb : kb + 1].contiguous(), scale_b=scale_b,
+                                     out_dtype=torch.bfloat16).float()
+        simulated = (q_x.float().reshape(groups.shape) * s_x[..., None]).reshape(x.shape) @ fp8.dequantize(q_w, s_w).t()
+        exact = x.float() @ weight.float().t()
+        rel = lambda a, b: float((a - b).norm() / b.norm())  # noqa: E731
+        return {"shape": [x.shape[0], weight.shape[1], weight.shape[0]],
+                "tensor_cores_vs_cookbook_simulation_rel_error": rel(real, simulated),
+                "tensor_cores_vs_bf16_rel_error": rel(real, exact),
+                "simulation_vs_bf16_rel_error": rel(simulated, exact)}
 
     _step(steps, "load_bf16_device_map_auto", load)
     if "model" in state:
@@ -141,6 +180,7 @@ def run_checks(work: Path) -> dict[str, Any]:
         cc = torch.cuda.get_device_capability(0)
         if cc >= (8, 9) and steps.get("write_fp8_checkpoint", {}).get("ok"):
             _step(steps, "load_fp8_with_transformers", load_fp8)
+            _step(steps, "fp8_tensor_core_gemm", tensor_core_gemm)
         else:
             steps["load_fp8_with_transformers"] = {"ok": True, "skipped": f"compute capability {cc[0]}.{cc[1]} < 8.9: "
                                                    "no FP8 tensor cores (transformers would dequantize)"}
