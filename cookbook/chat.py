@@ -17,7 +17,7 @@ from cookbook.generation import Preset, default_preset, generation_kwargs
 from cookbook.generation import preset as get_preset
 from cookbook.messages import InputError, check
 
-THINK_OPEN, THINK_CLOSE = "<think>", "</think>"
+THINK_OPEN = "<think>"
 
 
 @dataclass(frozen=True)
@@ -41,10 +41,10 @@ def split_thinking(text: str) -> tuple[str, str]:
     The generation prompt already opens ``<think>``, so the output usually holds only ``</think>``;
     with no ``</think>`` at all (Instruct models, or a budget cut mid-thought) the reasoning is empty.
     """
-    if THINK_CLOSE not in text:
+    if "</think>" not in text:
         return "", text.strip()
-    reasoning, answer = text.split(THINK_CLOSE, 1)
-    return reasoning.replace(THINK_OPEN, "", 1).strip(), answer.strip()
+    reasoning, answer = text.split("</think>", 1)
+    return reasoning.replace("<think>", "", 1).strip(), answer.strip()
 
 
 def _is_batch(messages: Any) -> bool:
