@@ -105,8 +105,8 @@ def detect(frame: np.ndarray) -> set[str]:
     corner = rgb[h - 3:h, w - 3:w].reshape(-1, 3).mean(0)
     if corner[1] > 120 and corner[0] < 80 and corner[2] < 100:
         found.add("green")
-    r, g, b = rgb[h // 3 + 2, w // 6 + 2]
-    if r > 200 and g > 170 and b < 80:  # the needle's yellow box
+    r, g, b = rgb[h * 2 // 5, w // 4]
+    if r > 200 and g > 170 and b < 80:  # inside the needle's yellow box, left of its word
         found.add("needle")
     return found
 
