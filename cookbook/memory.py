@@ -277,7 +277,7 @@ def count_parameters(model: Any) -> Params:
 # Weights by dtype
 # --------------------------------------------------------------------------------------------------
 
-BLOCK = 128  # FP8 block (128x128) and int4 group size
+BLOCK_SIDE = 128  # FP8 block (128x128) and int4 group size
 
 SCHEMES: dict[str, str] = {
     "fp32": "every parameter in float32 (4 bytes)",
@@ -319,11 +319,11 @@ def weight_bytes(config: Any, dtype: str = "bf16") -> int:
         n = rows * cols
         n_quantized += n * count
         if dtype == "fp8":  # 1 byte per weight + one float32 scale per 128x128 block
-            b = n + 4 * math.ceil(rows / BLOCK) * math.ceil(cols / BLOCK)
+            b = n + 4 * math.ceil(rows / BLOCK_SIDE) * math.ceil(cols / BLOCK_SIDE)
         elif dtype == "int8":  # 1 byte per weight + one float32 scale per output row
             b = n + 4 * rows
         else:  # int4: half a byte per weight + an fp16 scale and a 4-bit zero point per group of 128
-            b = n / 2 + rows * math.ceil(cols / BLOCK) * (2 + 0.5)
+            b = n / 2 + rows * math.ceil(cols / BLOCK_SIDE) * (2 + 0.5)
         quantized += b * count
     return int(math.ceil(quantized)) + 2 * (total - n_quantized)  # everything else stays bf16
 
