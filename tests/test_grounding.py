@@ -275,3 +275,12 @@ def test_parse_does_not_warn_on_clean_answers():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         g.parse('[{"bbox_2d": [1, 2, 3, 4], "label": "a"}]', 10, 10)
+
+
+def test_points_and_extra_keys_round_trip():
+    items = [{"label": "grasp", "point": [123.0, 45.0], "note": "handle"}]
+    text = g.to_answer(items, 600, 400)
+    assert text.startswith("```json\n") and text.endswith("\n```")
+    assert json.loads(text[8:-4]) == [{"label": "grasp", "note": "handle", "point_2d": [205, 112]}]   # 123/600, 45/400
+    back = g.parse(text, 600, 400)
+    assert back[0]["note"] == "handle" and back[0]["point"] == pytest.approx([123.0, 45.0], abs=600 / 2000)
