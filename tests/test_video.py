@@ -189,3 +189,14 @@ def test_bench_reader_runs_in_its_own_process(tmp_path):
     frames = np.load(tmp_path / "a.npy")
     assert list(frames.shape) == result["frames"] and len(result["indices"]) == 24
     assert 0 < result["imports_mb"] < result["peak_mb"] < 500 and result["seconds"] > 0
+
+
+def test_with_silent_audio_keeps_the_video_packets(tmp_path):
+    import av
+
+    out = video.with_silent_audio(ASSETS / "events.mp4", tmp_path / "a.mp4")
+    with av.open(str(out)) as c:
+        assert len(c.streams.audio) == 1 and c.streams.audio[0].codec_context.name == "aac"
+    a, meta_a = video.read_video(out, fps=2.0)
+    b, meta_b = video.read_video(ASSETS / "events.mp4", fps=2.0)
+    assert meta_a == meta_b and (a == b).all()
