@@ -139,6 +139,14 @@ def test_to_openai(photo, tmp_path):
     assert out[2] == {"role": "assistant", "content": "A square."}
 
 
+def test_to_openai_takes_raw_parts_and_leaves_them_as_they_were(photo):
+    arr = np.asarray(photo)
+    conv = [{"role": "user", "content": [{"type": "image", "image": arr}, {"type": "text", "text": "Hi"}]}]
+    before = repr(conv)
+    url = m.to_openai(conv)[0]["content"][0]["image_url"]["url"]  # a numpy array is no truth value
+    assert np.array_equal(np.asarray(m.load_image(url)), arr) and repr(conv) == before
+
+
 def test_to_openai_keeps_urls():
     conv = [{"role": "user", "content": [{"type": "image", "image": "https://example.com/cat.jpg"},
                                          {"type": "text", "text": "And this?"}]}]
