@@ -558,8 +558,9 @@ def openai_policy(client: Any, model: str, tool: dict, max_tokens: int, image_to
         )
         message = response.choices[0].message
         text = message.content or ""
-        for call in message.tool_calls or []:
-            text += f'\n<tool_call>\n{{"name": "{call.function.name}", "arguments": {call.function.arguments}}}\n</tool_call>'
+        for call in message.tool_calls or []:  # arguments arrive as a JSON string; the parser decodes it
+            block = json.dumps({"name": call.function.name, "arguments": call.function.arguments}, ensure_ascii=False)
+            text += f"\n<tool_call>\n{block}\n</tool_call>"
         return text
 
     return policy

@@ -315,3 +315,50 @@ def test_tiny_model_loop_stops_at_the_step_bound_and_writes_its_trajectory(tiny,
 
     with Image.open(gif) as img:
         assert img.n_frames == 3
+
+
+def test_openai_policy_reads_tool_calls_from_a_server(tmp_path):
+    """A real OpenAI SDK client against a loopback HTTP server answering as vLLM does with
+    ``--tool-call-parser hermes``: the calls arrive in ``tool_calls``, the thought in ``content``."""
+    import http.server
+    import threading
+
+    import openai
+    from PIL import Image
+
+    seen = {}
+    answer = {"id": "x", "object": "chat.completion", "created": 0, "model": "m", "choices": [{
+        "index": 0, "finish_reason": "tool_calls", "message": {
+            "role": "assistant", "content": "Thought: the chat is pinned.",
+            "tool_calls": [{"id": "c1", "type": "function", "function": {
+                "name": "mobile_use", "arguments": '{"action": "long_press", "coordinate": [500, 169], "time": 1}'}}]}}]}
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_POST(self):
+            seen["body"] = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+            data = json.dumps(answer).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        client = openai.OpenAI(base_url=f"http://127.0.0.1:{server.server_port}/v1", api_key="EMPTY")
+        policy = A.openai_policy(client, "m", A.tool_for("mobile_use"), max_tokens=32, image_tokens=64)
+        obs = A.Observation("Unpin X.", ["a"], Image.new("RGB", (390, 844), "white"), A.PHONE, "mobile_use")
+        text = asyncio.run(policy(obs))
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert A.parse_tool_calls(text) == [call("mobile_use", action="long_press", coordinate=[500, 169], time=1)]
+    assert A.thought_of(text) == "Thought: the chat is pinned."
+    body = seen["body"]
+    assert body["tools"][0]["function"]["name"] == "mobile_use" and body["max_tokens"] == 32
+    user = body["messages"][1]["content"]
+    assert user[0]["text"].startswith("The user query: Unpin X.") and user[1]["image_url"]["url"].startswith("data:image/png")
