@@ -200,3 +200,20 @@ def test_with_silent_audio_keeps_the_video_packets(tmp_path):
     a, meta_a = video.read_video(out, fps=2.0)
     b, meta_b = video.read_video(ASSETS / "events.mp4", fps=2.0)
     assert meta_a == meta_b and (a == b).all()
+
+
+def test_chunk_stamps_are_absolute(tiny):
+    """A segment read with start/end keeps its frames' indices in the whole file, so the processor's
+    <t seconds> stamps are times in the whole video, not in the chunk."""
+    import re
+
+    processor = tiny[1]
+    frames, meta = video.read_video(ASSETS / "events.mp4", fps=2.0, start=6.0, end=10.0)
+    conv = [{"role": "user", "content": [{"type": "video"}, {"type": "text", "text": "hi"}]}]
+    enc = processor(text=[processor.apply_chat_template(conv, tokenize=False, add_generation_prompt=True)],
+                    videos=[frames], video_metadata=[meta], do_resize=False, do_sample_frames=False,
+                    return_tensors="pt")
+    stamps = [video.parse_time(s) for s in re.findall(r"<[\d.]+ seconds>", processor.decode(enc["input_ids"][0]))]
+    idx = meta["frames_indices"]
+    assert stamps == [round((idx[k] + idx[k + 1]) / 2 / 8, 1) for k in range(0, len(idx), 2)]
+    assert 6.0 <= stamps[0] and stamps[-1] <= 10.0
