@@ -136,7 +136,7 @@ def test_reference_scores_one_against_itself_and_matches_its_png(run, references
     html, png = D.reference(name)
     again = render(run, html)
     score = D.visual_score(references[name], again)
-    assert (score.block, score.text, score.position, score.color, score.ssim) == (1.0, 1.0, 1.0, 1.0, 1.0)
+    assert (score.block, score.text, score.position, score.color, score.ssim) == (1.0, 1.0, 1.0, 1.0, 1.0), str(score)
     assert score.total == pytest.approx(1.0) and not score.missing and not score.extra
     assert D.ssim(Image.open(png).convert("RGB"), again.image)[0] > 0.99, "run scripts/make_designs.py"
 
