@@ -216,8 +216,8 @@ def check(messages: list[dict[str, Any]]) -> None:
             raise InputError(f"message {i} ({msg['role']}): empty content.")
 
 
-def _data_url(src: Any, image_format: str = "PNG") -> str:
-    """Encode an image (any ``load_image`` source) or a local video file as a base64 data URL."""
+def to_data_url(src: Any, image_format: str = "PNG") -> str:
+    """Encode an image (any ``load_image`` source) or a local video file as a base64 data URL (04)."""
     if isinstance(src, (str, Path)) and Path(str(src)).suffix.lower() in VIDEO_SUFFIXES:
         path = Path(src)
         if not path.is_file():
@@ -242,12 +242,12 @@ def _openai_part(part: dict[str, Any]) -> dict[str, Any]:
         return {"type": "text", "text": part["text"]}
     if kind == "image":
         src = _source(part, "image")
-        url = src if isinstance(src, str) and src.startswith(("http://", "https://", "data:")) else _data_url(src)
+        url = src if isinstance(src, str) and src.startswith(("http://", "https://", "data:")) else to_data_url(src)
         return {"type": "image_url", "image_url": {"url": url}}
     src = _source(part, "video")
     if isinstance(src, (list, tuple)):
         raise InputError("video given as frames: OpenAI-style servers take a video file or URL; write the frames to a file first.")
-    url = src if str(src).startswith(("http://", "https://", "data:")) else _data_url(src)
+    url = src if str(src).startswith(("http://", "https://", "data:")) else to_data_url(src)
     return {"type": "video_url", "video_url": {"url": url}}
 
 

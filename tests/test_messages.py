@@ -162,3 +162,11 @@ def test_a_zero_size_image_is_named(src):
             make(src)
     with pytest.raises(InputError):
         m.to_openai([{"role": "user", "content": [{"type": "image", "image": src}]}])
+
+
+def test_data_url_round_trip(photo, tmp_path):
+    url = m.to_data_url(photo)
+    assert url.startswith("data:image/png;base64,") and np.array_equal(np.asarray(m.load_image(url)), np.asarray(photo))
+    assert m.to_data_url(url) == url  # already a data URL
+    with pytest.raises(InputError, match="no such file"):
+        m.to_data_url(tmp_path / "gone.mp4")
