@@ -8,6 +8,7 @@ benchmarks do. The scene generators at the end make the ground truth under ``ass
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import re
@@ -151,6 +152,7 @@ def to_answer(items: list[dict], width: int, height: int, scale: int = SCALE) ->
     return "```json\n" + json.dumps(out, ensure_ascii=False, indent=2) + "\n```"
 
 
+@functools.lru_cache(maxsize=1)
 def _font() -> str | None:
     """A font file with Chinese glyphs (Noto CJK), or None; labels then use supervision's default."""
     for folder in FONT_DIRS:
@@ -173,42 +175,34 @@ def draw(image: Any, items: list[dict], intrinsics: dict | None = None, labels: 
         warnings.simplefilter("ignore")
         import supervision as sv
 
-    canvas = image.convert("RGB") if isinstance(image, Image.Image) else Image.fromarray(np.asarray(image))
-    canvas = canvas.copy()
+    canvas = (image if isinstance(image, Image.Image) else Image.fromarray(np.asarray(image))).convert("RGB")
     names = sorted({str(it.get("label", "")) for it in items})
+    colour = [names.index(str(it.get("label", ""))) for it in items]          # one colour per label
     text = [str(it.get("label") or it.get("text_content") or "") for it in items]
     thick = max(2, round(max(canvas.size) / 400))
 
+    def detections(pairs: list) -> Any:
+        return sv.Detections(xyxy=np.array([b for _, b in pairs], dtype=float).reshape(-1, 4),
+                             class_id=np.array([colour[i] for i, _ in pairs], dtype=int))
+
     boxes = [(i, it["box"]) for i, it in enumerate(items) if "box" in it]
-    if boxes:
-        det = sv.Detections(xyxy=np.array([b for _, b in boxes], dtype=float),
-                            class_id=np.array([names.index(str(items[i].get("label", ""))) for i, _ in boxes]))
-        canvas = sv.BoxAnnotator(thickness=thick).annotate(canvas, det)
-    points = [(i, it["point"]) for i, it in enumerate(items) if "point" in it]
-    if points:
-        xy = np.array([[x, y, x, y] for _, (x, y) in points], dtype=float)
-        det_p = sv.Detections(xyxy=xy, class_id=np.array([names.index(str(items[i].get("label", ""))) for i, _ in points]))
-        canvas = sv.DotAnnotator(radius=2 * thick + 2, outline_thickness=1).annotate(canvas, det_p)
+    points = [(i, [*it["point"], *it["point"]]) for i, it in enumerate(items) if "point" in it]
     cubes = [(i, project(box3d_corners(it["bbox_3d"]), intrinsics)) for i, it in enumerate(items)
              if "bbox_3d" in it and intrinsics is not None]
-    cubes = [(i, c) for i, c in cubes if c is not None]
-    if cubes:
-        edges = [(a + 1, b + 1) for a, b in BOX3D_EDGES]             # supervision counts vertices from 1
-        for i, corners in cubes:
-            color = sv.ColorPalette.DEFAULT.by_idx(names.index(str(items[i].get("label", ""))))
-            key = sv.KeyPoints(xy=np.array([corners], dtype=np.float32))
-            canvas = sv.EdgeAnnotator(color=color, thickness=thick, edges=edges).annotate(canvas, key)
-    if labels:
-        anchored = list(boxes)
-        anchored += [(i, [x, y, x, y]) for i, (x, y) in points]
-        anchored += [(i, [*c.min(axis=0), *c.max(axis=0)]) for i, c in cubes]
-        anchored = [(i, b) for i, b in anchored if text[i]]
-        if anchored:
-            det_l = sv.Detections(xyxy=np.array([b for _, b in anchored], dtype=float),
-                                  class_id=np.array([names.index(str(items[i].get("label", ""))) for i, _ in anchored]))
-            size = max(10, round(max(canvas.size) / 70))
-            annotator = sv.RichLabelAnnotator(font_path=_font(), font_size=size, text_padding=2, smart_position=True)
-            canvas = annotator.annotate(canvas, det_l, labels=[text[i] for i, _ in anchored])
+    cubes = [(i, c) for i, c in cubes if c is not None]              # None: partly behind the camera
+    if boxes:
+        canvas = sv.BoxAnnotator(thickness=thick).annotate(canvas, detections(boxes))
+    if points:
+        canvas = sv.DotAnnotator(radius=2 * thick + 2, outline_thickness=1).annotate(canvas, detections(points))
+    edges = [(a + 1, b + 1) for a, b in BOX3D_EDGES]                 # supervision counts vertices from 1
+    for i, corners in cubes:
+        cube = sv.EdgeAnnotator(color=sv.ColorPalette.DEFAULT.by_idx(colour[i]), thickness=thick, edges=edges)
+        canvas = cube.annotate(canvas, sv.KeyPoints(xy=np.array([corners], dtype=np.float32)))
+    anchored = [(i, b) for i, b in boxes + points + [(i, [*c.min(axis=0), *c.max(axis=0)]) for i, c in cubes] if text[i]]
+    if labels and anchored:
+        size = max(10, round(max(canvas.size) / 70))
+        annotator = sv.RichLabelAnnotator(font_path=_font(), font_size=size, text_padding=2, smart_position=True)
+        canvas = annotator.annotate(canvas, detections(anchored), labels=[text[i] for i, _ in anchored])
     return canvas
 
 

@@ -216,6 +216,7 @@ def test_draw_marks_boxes_points_and_3d_and_leaves_the_input_alone():
     assert (out[200, 300] != 255).any()                                           # the point
     u, v = g.project(g.box3d_corners(items[2]["bbox_3d"]), cam)[7].round().astype(int)
     assert (out[v, u] != 255).any()                                               # a cube corner
+    assert (np.asarray(g.draw(image, [])) == 255).all()
     bare = np.asarray(g.draw(image, items[:1], labels=False))
     assert (bare[38:47, 52:60] == 255).all() and (out[38:47, 52:60] != 255).any()  # the label sits above the box
 
