@@ -303,3 +303,24 @@ def test_make_serve_dry_run(capsys, monkeypatch):
     assert "backend: transformers (chosen with --backend)" in out
     assert re.search(r"serve --host 127\.0\.0\.1 --port 8765 \S+qwen3-vl-tiny-instruct", out)
     assert "export COOKBOOK_BASE_URL=http://127.0.0.1:8765/v1" in out
+
+
+# ----------------------------------------------------------------------------- the literals in 04
+
+
+def _fenced(language: str, starts: str) -> list[str]:
+    cells = json.loads(open(os.path.join(ROOT, "notebooks", "04_vllm_serving.ipynb"), encoding="utf-8").read())["cells"]
+    md = "\n".join("".join(c["source"]) for c in cells if c["cell_type"] == "markdown")
+    return [b for b in re.findall(rf"```{language}\n(.*?)\n```", md, flags=re.S) if b.startswith(starts)]
+
+
+def test_the_vllm_serve_literal_in_04_is_what_the_plan_prints_for_one_l4():
+    (literal,) = _fenced("bash", "vllm serve")
+    assert literal == sv.vllm_plan(machine("L4", 24, (8, 9)), "Qwen/Qwen3-VL-8B-Instruct-FP8").shell()
+
+
+def test_the_llm_literal_in_04_is_what_the_plan_prints_for_one_l4():
+    (literal,) = _fenced("python", "LLM(")
+    plan = sv.vllm_plan(machine("L4", 24, (8, 9)), "Qwen/Qwen3-VL-8B-Instruct-FP8", images=1, videos=2)
+    assert literal == plan.llm_call()
+    assert "limit_mm_per_prompt={'image': 1, 'video': 2}" in literal  # the prompt's one image and two videos
