@@ -229,19 +229,20 @@ def visual_score(target: Render, candidate: Render) -> Score:
     area = lambda b: b.box[2] * b.box[3]  # noqa: E731
     t = [target.blocks[i] for i, _, _ in pairs]
     c = [candidate.blocks[j] for _, j, _ in pairs]
+    used_t, used_c = {i for i, _, _ in pairs}, {j for _, j, _ in pairs}
+    missing = tuple(b for i, b in enumerate(target.blocks) if i not in used_t)
+    extra = tuple(b for j, b in enumerate(candidate.blocks) if j not in used_c)
     matched = sum(area(a) + area(b) for a, b in zip(t, c, strict=True))
-    everything = sum(map(area, target.blocks)) + sum(map(area, candidate.blocks))
+    unmatched = sum(map(area, missing + extra))
     centres = [np.array([[b.box[0] + b.box[2] / 2, b.box[1] + b.box[3] / 2] for b in side]) for side in (t, c)]
     position = 1 - np.abs(centres[0] - centres[1]).max(axis=1)
     labs = [rgb2lab(np.array([[b.color for b in side]], dtype=float) / 255) for side in (t, c)]
     color = np.clip(1 - deltaE_ciede2000(labs[0], labs[1])[0] / 100, 0, 1)
-    used_t, used_c = {i for i, _, _ in pairs}, {j for _, j, _ in pairs}
     return Score(
-        block=min(1.0, float(matched / everything)), text=float(np.mean([r for _, _, r in pairs])),
+        block=float(matched / (matched + unmatched)), text=float(np.mean([r for _, _, r in pairs])),
         position=float(position.mean()), color=float(color.mean()), ssim=similarity,
         matches=tuple((a, b, r) for a, b, (_, _, r) in zip(t, c, pairs, strict=True)),
-        missing=tuple(b for i, b in enumerate(target.blocks) if i not in used_t),
-        extra=tuple(b for j, b in enumerate(candidate.blocks) if j not in used_c), heat=heat,
+        missing=missing, extra=extra, heat=heat,
     )
 
 
