@@ -111,7 +111,8 @@ def detect(frame: np.ndarray) -> set[str]:
     return found
 
 
-def _encoder(path: Path, fps: float, size: tuple[int, int]) -> tuple[str, str, dict[str, str]]:
+def _encoder(path: Path) -> tuple[str, str, dict[str, str]]:
+    """(codec, pixel format, encoder options) for a file name's suffix."""
     suffix = path.suffix.lower()
     if suffix == ".gif":
         return "gif", "rgb8", {}
@@ -130,7 +131,7 @@ def write_frames(path: str | Path, frames: Any, fps: float, size: tuple[int, int
     import av
 
     path = Path(path)
-    codec, pix_fmt, options = _encoder(path, fps, size)
+    codec, pix_fmt, options = _encoder(path)
     width, height = size
     if pix_fmt == "yuv420p" and (width % 2 or height % 2):
         raise ValueError(f"size {size}: width and height must be even for {codec}")
