@@ -311,7 +311,9 @@ async def perform(page: Any, screen: Screen, space: str, args: dict, cursor: lis
         await page.keyboard.press("+".join(KEY_NAMES.get(k.lower(), k) for k in args["keys"]))
     elif action == "system_button":
         button = args["button"]
-        if button == "Back":
+        if button == "Back":  # pop an in-app entry (pushState); never leave the app for the page before it
+            if not await page.evaluate("history.state !== null"):
+                raise ValueError("system_button 'Back': already on the app's first screen")
             await page.go_back()
         elif button == "Enter":
             await page.keyboard.press("Enter")

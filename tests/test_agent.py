@@ -154,6 +154,8 @@ def test_phone_actions_tap_long_press_swipe_type_back():
         got["sent"] = (await A.app_state(page))["chats"][2]["messages"][-1]
         out = await do(page, screen, call(space, action="system_button", button="Back"))
         got["back"] = (out.ok, (await A.app_state(page))["open"])
+        again = await do(page, screen, call(space, action="system_button", button="Back"))  # at the root
+        got["back_at_root"] = (again.ok, again.error, (await A.app_state(page))["chats"][2]["messages"][-1]["text"])
         got["home"] = await do(page, screen, call(space, action="system_button", button="Home"))
         return got
 
@@ -164,6 +166,8 @@ def test_phone_actions_tap_long_press_swipe_type_back():
     assert got["open"] == "bob"
     assert got["sent"] == {"from": "me", "text": "On my way"}
     assert got["back"] == (True, None)
+    assert got["back_at_root"] == (False, "ValueError: system_button 'Back': already on the app's first screen",
+                                   "On my way")  # the app (and its state) is still there
     assert not got["home"].ok and "no Home button" in got["home"].error
 
 
