@@ -48,3 +48,29 @@ def test_no_heavy_import_at_module_top(path):
         elif isinstance(node, ast.ImportFrom) and node.module:
             top.add(node.module.split(".")[0])
     assert not top & HEAVY, f"{path.name} imports {sorted(top & HEAVY)} at module top: import inside the function"
+
+
+def _environment_reads(tree: ast.AST) -> list[int]:
+    """Lines that read a variable: os.getenv(...), os.environ.get(...), os.environ[...] (passing the
+    whole environment on to a child process, dict(os.environ, ...), is not reading a setting)."""
+    def is_environ(node: ast.AST) -> bool:
+        return isinstance(node, ast.Attribute) and node.attr == "environ"
+
+    lines = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
+            if node.func.attr == "getenv" or (node.func.attr in ("get", "setdefault") and is_environ(node.func.value)):
+                lines.append(node.lineno)
+        elif isinstance(node, ast.Subscript) and is_environ(node.value) and isinstance(node.ctx, ast.Load):
+            lines.append(node.lineno)
+    return lines
+
+
+def test_environment_reader_finds_reads():
+    code = "import os\na = os.getenv('A')\nb = os.environ.get('B')\nc = os.environ['C']\nd = dict(os.environ, E='1')\n"
+    assert _environment_reads(ast.parse(code)) == [2, 3, 4]
+
+
+@pytest.mark.parametrize("path", [p for p in MODULES if p.name != "settings.py"], ids=lambda p: p.name)
+def test_only_settings_reads_the_environment(path):
+    assert _environment_reads(ast.parse(path.read_text())) == [], f"{path.name} reads the environment: use cookbook.settings"
