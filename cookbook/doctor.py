@@ -36,7 +36,10 @@ class Checkup(Pretty):
         return all(c.ok for c in self.checks if c.required)
 
     def __getitem__(self, name: str) -> Check:
-        return next(c for c in self.checks if c.name == name)
+        found = [c for c in self.checks if c.name == name]
+        if not found:
+            raise KeyError(f"no check {name!r}; the checks are {', '.join(c.name for c in self.checks)}")
+        return found[0]
 
     def __str__(self) -> str:
         lines = []

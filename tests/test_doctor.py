@@ -58,3 +58,10 @@ def test_fp8_without_fp8_tensor_cores_is_sized_as_bf16():
     bf16_need = checkpoint("Qwen/Qwen3-VL-2B-Instruct").min_memory_gb
     check = doctor(cb.Hardware("cpu", ram_gb=64), model="Qwen/Qwen3-VL-2B-Instruct-FP8", disk_free_gb=100)["memory"]
     assert check.ok and f"at least {bf16_need:.0f} GB" in check.detail and "bf16" in check.detail
+
+
+def test_an_unknown_check_is_a_key_error_listing_the_names():
+    import pytest
+
+    with pytest.raises(KeyError, match="transformers"):
+        doctor(CPU, model="Qwen/Qwen3-VL-2B-Instruct", disk_free_gb=100)["gpus"]
