@@ -194,8 +194,8 @@ def draw(image: Any, items: list[dict], intrinsics: dict | None = None, labels: 
         canvas = sv.BoxAnnotator(thickness=thick).annotate(canvas, detections(boxes))
     if points:
         canvas = sv.DotAnnotator(radius=2 * thick + 2, outline_thickness=1).annotate(canvas, detections(points))
-    edges = [(a + 1, b + 1) for a, b in BOX3D_EDGES]                 # supervision counts vertices from 1
-    for i, corners in cubes:
+    for i, corners in cubes:                                          # supervision counts vertices from 1
+        edges = [(a + 1, b + 1) for a, b in BOX3D_EDGES]
         cube = sv.EdgeAnnotator(color=sv.ColorPalette.DEFAULT.by_idx(colour[i]), thickness=thick, edges=edges)
         canvas = cube.annotate(canvas, sv.KeyPoints(xy=np.array([corners], dtype=np.float32)))
     anchored = [(i, b) for i, b in boxes + points + [(i, [*c.min(axis=0), *c.max(axis=0)]) for i, c in cubes] if text[i]]
