@@ -274,7 +274,7 @@ async def perform(page: Any, screen: Screen, space: str, args: dict, cursor: lis
     """
     action, scale = args["action"], SCALE[space]
     point = to_css(args["coordinate"], screen, scale) if "coordinate" in args else None
-    if point and action not in ("scroll", "hscroll", "swipe"):
+    if point and action not in ("scroll", "hscroll", "swipe", "left_click_drag"):
         await page.mouse.move(*point)
         cursor[:] = point
     if action == "click" and screen.mobile:
@@ -300,11 +300,12 @@ async def perform(page: Any, screen: Screen, space: str, args: dict, cursor: lis
         await page.mouse.wheel(pixels if action == "hscroll" else 0, -pixels if action == "scroll" else 0)
     elif action == "mouse_move":
         pass  # moved above
-    elif action == "left_click_drag":
+    elif action == "left_click_drag":  # from where the cursor is to `coordinate`
         await page.mouse.move(*cursor)
         await page.mouse.down()
         await page.mouse.move(*point, steps=8)
         await page.mouse.up()
+        cursor[:] = point
     elif action == "type":
         await page.keyboard.type(str(args["text"]))
     elif action == "key":

@@ -14,7 +14,7 @@ from cookbook import agent as A
 
 needs_browser = pytest.mark.skipif(cb.browser.chromium_executable() is None, reason=cb.browser.INSTALL_HINT)
 # The phone's CSS layout at device scale 1: the same page, smaller screenshots, a faster loop.
-# The actions test above it runs at the real scale 3.
+# The phone actions test runs at the real device scale 3.
 PHONE_1X = dataclasses.replace(A.PHONE, scale=1.0)
 
 
@@ -41,9 +41,9 @@ async def point_of(page, name: str, screen: A.Screen, space: str) -> list[int]:
     return A.from_css((x1 + x2) / 2, (y1 + y2) / 2, screen, A.SCALE[space])
 
 
-async def do(page, screen: A.Screen, c: dict, confirm=A.deny, allowed=None) -> A.Outcome:
+async def do(page, screen: A.Screen, c: dict, confirm=A.deny, allowed=None, cursor=None) -> A.Outcome:
     allowed = allowed or (A.MOBILE_ACTIONS if c["name"] == "mobile_use" else A.COMPUTER_ACTIONS)
-    return await A.execute(page, c, screen, allowed, confirm, [0.0, 0.0])
+    return await A.execute(page, c, screen, allowed, confirm, [0.0, 0.0] if cursor is None else cursor)
 
 
 # --- parser -----------------------------------------------------------------------------------
@@ -203,6 +203,40 @@ def test_desktop_actions_right_click_scroll_key_and_the_whitelist():
     assert not got["unknown"].ok and "unknown tool" in got["unknown"].error
     assert not got["bad"].ok and "off the 1000x1000" in got["bad"].error
     assert got["state"]["open"] is None  # refused and failed calls did nothing
+
+
+@needs_browser
+def test_desktop_selection_actions_triple_click_drag_wait():
+    screen, space = A.DESKTOP, "computer_use"
+
+    async def body(page, url):
+        got = {}
+        box = await point_of(page, "search box", screen, space)
+        await do(page, screen, call(space, action="left_click", coordinate=box))
+        await do(page, screen, call(space, action="type", text="Alice Chen"))
+        await do(page, screen, call(space, action="triple_click", coordinate=box))  # selects the whole value
+        await do(page, screen, call(space, action="type", text="Zhang"))
+        got["triple"] = (await A.app_state(page))["search"]
+        x1, y1, x2, y2 = (await A.element_box(page, "search box"))["box"]
+        end = A.from_css(x1 + 200, (y1 + y2) / 2, screen, 1000)     # right of the text
+        start = A.from_css(x1 + 2, (y1 + y2) / 2, screen, 1000)     # before its first letter
+        cursor = [0.0, 0.0]  # the executor's mouse position, kept between calls
+        await do(page, screen, call(space, action="mouse_move", coordinate=end), cursor=cursor)
+        await do(page, screen, call(space, action="left_click_drag", coordinate=start), cursor=cursor)  # select
+        await do(page, screen, call(space, action="type", text="Mom"))
+        got["drag"] = (await A.app_state(page))["search"]
+        t0 = asyncio.get_running_loop().time()
+        got["wait"] = await do(page, screen, call(space, action="wait", time=60))
+        got["waited"] = asyncio.get_running_loop().time() - t0
+        got["double"] = await do(page, screen, call(space, action="double_click", coordinate=box))
+        got["hscroll"] = await do(page, screen, call(space, action="hscroll", coordinate=box, pixels=50))
+        return got
+
+    got = with_app(body, screen)
+    assert got["triple"] == "Zhang"
+    assert got["drag"] == "Mom"
+    assert got["wait"].ok and A.MAX_WAIT_S <= got["waited"] < A.MAX_WAIT_S + 2  # capped, not 60 s
+    assert got["double"].ok and got["hscroll"].ok
 
 
 @needs_browser
