@@ -12,7 +12,7 @@ PORT   ?= 8000
 LAB_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help setup browser lab test unit notebooks smoke serve gpu-check lint strip clean
+.PHONY: help setup browser lab test unit notebooks lab-test smoke serve gpu-check lint strip clean
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  make %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -40,12 +40,16 @@ browser: ## make sure a Chromium is there for Playwright (05, 06)
 lab: $(STAMP) ## open JupyterLab on notebooks/ (LAB_ARGS="--no-browser --port 8888" to pass options)
 	$(VENV)/bin/jupyter lab notebooks/ $(if $(filter 0,$(shell id -u)),--allow-root) $(LAB_ARGS)
 
-test: $(STAMP) ## unit tests, then every notebook headless in smoke mode (tiny model, offline)
-	$(SMOKE_ENV) $(PY) -m pytest -q
-	$(SMOKE_ENV) $(PY) -m pytest -q --nbmake --nbmake-timeout=900 $(NOTEBOOKS)
+test: unit notebooks lab-test ## unit tests, every notebook headless, then every notebook in JupyterLab in Chromium (smoke mode)
 
 unit: $(STAMP) ## unit tests only
-	$(SMOKE_ENV) $(PY) -m pytest -q
+	$(SMOKE_ENV) $(PY) -m pytest -q --ignore=tests/lab
+
+notebooks: $(STAMP) ## every notebook headless with nbmake (smoke mode)
+	$(SMOKE_ENV) $(PY) -m pytest -q --nbmake --nbmake-timeout=900 --durations=0 $(NOTEBOOKS)
+
+lab-test: $(STAMP) ## the learner's path: JupyterLab as `make lab` starts it, each notebook run in Chromium
+	$(SMOKE_ENV) $(PY) -m pytest -q --durations=0 tests/lab
 
 smoke: $(STAMP) ## run every notebook in smoke mode and keep executed copies under build/
 	@mkdir -p build
