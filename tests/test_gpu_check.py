@@ -100,3 +100,13 @@ def test_transformers_reads_the_fp8_checkpoint_the_cookbook_writes(tmp_path):
     for name in names:
         assert torch.equal(theirs[name].to(torch.bfloat16), fp8.roundtrip(mine[name])), name
     assert torch.equal(theirs["model.visual.merger.linear_fc1.weight"], mine["model.visual.merger.linear_fc1.weight"])
+    # the explicit form the GPU check uses below compute capability 8.9: its logits are the cookbook's weight-only ones
+    from transformers import FineGrainedFP8Config
+
+    dequantized = AutoModelForImageTextToText.from_pretrained(
+        folder, quantization_config=FineGrainedFP8Config(dequantize=True)).eval()
+    fake, _ = fp8.fake_quantize(model)
+    ids = torch.randint(0, model.config.text_config.vocab_size, (1, 24), generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        drift = fp8.compare_logits(fake(input_ids=ids).logits, dequantized(input_ids=ids).logits)
+    assert drift["max_abs_diff"] == 0.0 and drift["top1_agreement"] == 1.0
