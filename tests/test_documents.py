@@ -190,6 +190,23 @@ def test_parse_fields_validates_and_explains():
         D.parse_fields('{"company": "A", "total": [1]}', Receipt)
 
 
+def test_parse_fields_keeps_no_cut_off_value():
+    import json_repair
+
+    cut_off = '{"company": "A", "total": "23.'
+    assert json_repair.loads(cut_off)["total"] == "23."       # a syntax fixer keeps the cut value
+    with pytest.raises(D.FieldsError, match="not valid JSON"):
+        D.parse_fields(cut_off, Receipt)
+
+
+def test_unknown_names_and_formats_are_refused():
+    with pytest.raises(FileNotFoundError, match="available: receipt_zh"):
+        D.document("receipt_xx")
+    _, truth = D.document("receipt_zh")
+    with pytest.raises(ValueError, match="unknown format"):
+        D.reference(truth, "latex")
+
+
 # ---------------------------------------------------------------- scorers, by hand
 def test_text_scores_by_hand():
     assert D.edit_distance("sitting", "kitten") == pytest.approx(3 / 7)
