@@ -205,7 +205,7 @@ def assistant(content: str, reasoning: str | None = None) -> dict[str, Any]:
 
 
 def check(messages: list[dict[str, Any]]) -> None:
-    """Raise ``InputError`` naming the first malformed message : empty, unknown role, no content (01)."""
+    """Raise ``InputError`` naming the first malformed message: empty, unknown role, no content (01)."""
     if not messages:
         raise InputError("no messages: a conversation needs at least one user message.")
     for i, msg in enumerate(messages):
