@@ -271,6 +271,8 @@ def side_by_side(target: Render, candidate: Render | None, score: Score) -> Any:
     if score.heat is not None:
         shown = axes[2].imshow(1 - score.heat, cmap="magma", vmin=0, vmax=1)
         fig.colorbar(shown, ax=axes[2], fraction=0.046, shrink=0.6, label="1 - SSIM")
+    else:
+        axes[2].text(0.5, 0.5, "no render, no map", ha="center", va="center")
     axes[2].set_title("where they differ")
     for ax in axes:
         ax.axis("off")
