@@ -198,7 +198,10 @@ def draw(image: Any, items: list[dict], intrinsics: dict | None = None, labels: 
         edges = [(a + 1, b + 1) for a, b in BOX3D_EDGES]
         cube = sv.EdgeAnnotator(color=sv.ColorPalette.DEFAULT.by_idx(colour[i]), thickness=thick, edges=edges)
         canvas = cube.annotate(canvas, sv.KeyPoints(xy=np.array([corners], dtype=np.float32)))
-    anchored = [(i, b) for i, b in boxes + points + [(i, [*c.min(axis=0), *c.max(axis=0)]) for i, c in cubes] if text[i]]
+    anchors: dict[int, list] = {}                                     # one label per item, at its first mark
+    for i, b in boxes + points + [(i, [*c.min(axis=0), *c.max(axis=0)]) for i, c in cubes]:
+        anchors.setdefault(i, b)
+    anchored = [(i, b) for i, b in anchors.items() if text[i]]
     if labels and anchored:
         size = max(10, round(max(canvas.size) / 70))
         annotator = sv.RichLabelAnnotator(font_path=_font(), font_size=size, text_padding=2, smart_position=True)
