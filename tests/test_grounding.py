@@ -285,3 +285,17 @@ def test_points_and_extra_keys_round_trip():
     assert json.loads(text[8:-4]) == [{"label": "grasp", "note": "handle", "point_2d": [205, 112]}]   # 123/600, 45/400
     back = g.parse(text, 600, 400)
     assert back[0]["note"] == "handle" and back[0]["point"] == pytest.approx([123.0, 45.0], abs=600 / 2000)
+
+
+def test_an_item_with_a_box_and_a_3d_box_is_labelled_once():
+    """The 3D truth carries both its 2D box and its bbox_3d: one label, not one per mark."""
+    scene = g.truth()["grounding/boxes3d.png"]
+    image, cam = Image.new("RGB", (scene["width"], scene["height"]), "white"), scene["intrinsics"]
+
+    def label_pixels(items: list[dict]) -> int:
+        drawn = np.asarray(g.draw(image, items, intrinsics=cam)) != np.asarray(g.draw(image, items, intrinsics=cam, labels=False))
+        return int(drawn.any(axis=2).sum())
+
+    both = scene["items"][0]
+    assert "box" in both and "bbox_3d" in both
+    assert label_pixels([both]) == label_pixels([{"label": both["label"], "box": both["box"]}]) > 0
