@@ -268,6 +268,7 @@ def side_by_side(target: Render, candidate: Render | None, score: Score) -> Any:
         axes[1].set_title(f"render (total {score.total:.2f})")
     else:
         axes[1].text(0.5, 0.5, "nothing to render", ha="center", va="center")
+        axes[1].set_title("render")
     if score.heat is not None:
         shown = axes[2].imshow(1 - score.heat, cmap="magma", vmin=0, vmax=1)
         fig.colorbar(shown, ax=axes[2], fraction=0.046, shrink=0.6, label="1 - SSIM")

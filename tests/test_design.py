@@ -195,6 +195,7 @@ def test_side_by_side_draws_three_panels(references):
     empty = D.side_by_side(references["login"], None, D.Score(0.0, 0.0, 0.0, 0.0, 0.0, reason="no HTML code"))
     assert len(empty.axes) == 3 and not empty.axes[1].images and not empty.axes[2].images
     assert [t.get_text() for ax in empty.axes[1:] for t in ax.texts] == ["nothing to render", "no render, no map"]
+    assert empty.axes[1].get_title() == "render"
     import matplotlib.pyplot as plt
 
     plt.close(fig)
