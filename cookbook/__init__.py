@@ -12,10 +12,10 @@ from typing import Any
 from cookbook.assets import asset
 from cookbook.chat import Reply, chat, inputs, stream
 from cookbook.doctor import doctor
+from cookbook.generation import PRESETS
 from cookbook.hardware import GPU, Hardware, hardware
 from cookbook.lineup import recommend_model
 from cookbook.loading import load
-from cookbook.generation import PRESETS
 from cookbook.settings import budget, settings
 
 __all__ = [

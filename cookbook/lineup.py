@@ -10,7 +10,16 @@ import re
 from dataclasses import dataclass, replace
 
 from cookbook.hardware import GPU, Hardware, hardware
-from cookbook.memory import CHECKPOINTS, GIB, OVERHEAD_FRACTION, OVERHEAD_GIB, kv_cache_bytes, parameters, shape, weight_bytes
+from cookbook.memory import (
+    CHECKPOINTS,
+    GIB,
+    OVERHEAD_FRACTION,
+    OVERHEAD_GIB,
+    kv_cache_bytes,
+    parameters,
+    shape,
+    weight_bytes,
+)
 from cookbook.show import Pretty
 
 # The seed article's "minimum memory" column (GB); 2B and 32B are not in it.

@@ -211,7 +211,7 @@ def vllm_plan(hw: Hardware, model: str, *, images: int = 4, videos: int = 1, tex
                           "than splitting a model that already fits."))
     flags += [
         Flag("--gpu-memory-utilization", f"{gpu_memory_utilization:g}", "share of each GPU vLLM takes (weights + KV cache)."),
-        Flag("--max-model-len", str(length), f"two requests of this length fit the KV cache; the default 262144 "
+        Flag("--max-model-len", str(length), "two requests of this length fit the KV cache; the default 262144 "
              "(256K) would not start." if max_model_len is None else "set by you."),
         Flag("--limit-mm-per-prompt", json.dumps({"image": images, "video": videos}),
              "text only: no memory reserved for the vision encoder's inputs." if text_only else
