@@ -27,11 +27,11 @@ HEAD = {
 }
 NOTE = {
     "en": ("Times: the notebook executed headless by nbmake (`make test`) and run cell by cell in "
-           "JupyterLab in Chromium (`tests/lab`), both in smoke mode (tiny model, CPU) on a 2-core "
-           "machine that was running other jobs at the time, so read them as upper bounds; a real checkpoint "
+           "JupyterLab in Chromium (`tests/lab`), both in smoke mode (tiny model, CPU), measured in one "
+           "`CI=true bash .ci/run` on a fresh clone on a 2-core machine (see Timing); a real checkpoint "
            "on a GPU takes longer (see each notebook's box)."),
     "zh": ("耗时：笔记本由 nbmake 无界面执行（`make test`），以及在 Chromium 中的 JupyterLab 里逐格运行"
-           "（`tests/lab`），均为冒烟模式（tiny 模型，CPU），在一台同时运行其他任务的 2 核机器上测得，可视为上限；"
+           "（`tests/lab`），均为冒烟模式（tiny 模型，CPU），在一台 2 核机器上对全新克隆运行 `CI=true bash .ci/run` 时测得；"
            "在 GPU 上使用真实模型会更久"
            "（见各笔记本开头的说明框）。"),
 }
