@@ -6,36 +6,44 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip
 STAMP  := $(VENV)/.installed
+LOCK   := requirements/lock.txt
+SHELL  := /bin/bash
 NOTEBOOKS := $(sort $(wildcard notebooks/[0-9][0-9]_*.ipynb))
 SMOKE_ENV := COOKBOOK_MODEL=tiny HF_HUB_OFFLINE=1
 PORT   ?= 8000
 LAB_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help setup browser lab test unit notebooks lab-test smoke serve gpu-check lint strip clean
+.PHONY: help setup system lock test-latest lab test unit notebooks lab-test smoke serve gpu-check lint strip clean
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  make %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
-$(STAMP): pyproject.toml
-	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 10), "Python 3.10+ is needed"'
+# `make setup` installs the versions CI tested (requirements/lock.txt), then the system pieces
+# (fonts, FFmpeg, FriBiDi, Chromium): as root with apt-get it installs them, anywhere else it stops
+# with the exact command to run (`python -m cookbook.system`).
+$(STAMP): pyproject.toml $(LOCK)
+	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ is needed (transformers 5.21+)"'
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install --quiet --upgrade pip
-	$(PIP) install --quiet -e '.[dev]'
-	@$(MAKE) --no-print-directory browser
+	$(if $(LATEST),$(PIP) install --quiet --upgrade --upgrade-strategy eager -e '.[dev]',$(PIP) install --quiet -r $(LOCK) && $(PIP) install --quiet --no-deps -e .)
+	$(PY) -m cookbook.system --install
 	@touch $@
 
-setup: $(STAMP) ## create .venv and install the cookbook with its dependencies (quick when nothing changed)
+setup: $(STAMP) ## create .venv with the locked versions and the system packages (quick when nothing changed)
 
-# 05 and 06 drive Chromium: Playwright's own build where it can be downloaded, else the system's
-# package (Debian's `chromium`, installed here when run as root), else a message saying what to do.
-browser: ## make sure a Chromium is there for Playwright (05, 06)
-	@$(PY) -m cookbook.browser 2>/dev/null \
-	|| $(VENV)/bin/playwright install chromium \
-	|| { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null \
-	     && { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-noto-cjk >/dev/null; }; } \
-	|| true
-	@$(PY) -m cookbook.browser
+system: $(STAMP) ## check the system packages again (fonts, FFmpeg, FriBiDi, Chromium) and name the fix
+	$(PY) -m cookbook.system
+
+lock: $(STAMP) ## refresh requirements/lock.txt: the newest releases pyproject allows (under requirements/ceiling.txt)
+	$(VENV)/bin/uv pip compile pyproject.toml --extra dev --universal --python-version 3.11 \
+	  --constraint requirements/ceiling.txt --custom-compile-command "make lock" --quiet -o $(LOCK)
+
+test-latest: ## the unit tests and notebooks on the newest releases (in .venv-latest), to find drift on purpose
+	@mkdir -p build
+	$(MAKE) --no-print-directory unit notebooks VENV=.venv-latest LATEST=1
+	.venv-latest/bin/pip freeze --exclude-editable > build/latest-versions.txt
+	@diff <(grep -v '^ *#' $(LOCK) | sed 's/ *;.*//' | sort -u) <(sort build/latest-versions.txt) | grep '^>' || true
 
 lab: $(STAMP) ## open JupyterLab on notebooks/ (LAB_ARGS="--no-browser --port 8888" to pass options)
 	$(VENV)/bin/jupyter lab notebooks/ $(if $(filter 0,$(shell id -u)),--allow-root) $(LAB_ARGS)
