@@ -506,9 +506,10 @@ def video_cost(seconds: float, width: int, height: int, fps: float = 2.0, video_
     patches = len(indices) // 2
     visual = patches * (h // 32) * (w // 32)
     times = [(indices[2 * k] + indices[2 * k + 1]) / 2 / video_fps for k in range(patches)]
-    # per patch: "<", one token per digit or ".", " seconds", ">", and its vision start/end markers;
-    # plus the template's outer vision start/end around the whole video
-    text = sum(len(f"{t:.1f}") + 3 + 2 for t in times) + 2
+    # per patch: "<", one token per digit or ".", " seconds", ">", and its vision start/end markers.
+    # The template's own <|vision_start|><|video_pad|><|vision_end|> becomes these patches (Qwen's
+    # processor and vLLM replace all three; transformers 5.x before 5.25 kept the outer pair: +2).
+    text = sum(len(f"{t:.1f}") + 3 + 2 for t in times)
     return {"frames": len(indices), "sampled fps": round(len(indices) / seconds, 3), "frame (HxW)": f"{h}x{w}",
             "tokens/frame": (h // 32) * (w // 32) // 2, "visual tokens": visual, "text tokens": text,
             "total tokens": visual + text}
