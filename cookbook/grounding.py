@@ -58,15 +58,21 @@ def _scan(text: str) -> tuple[list[tuple[int, int]], int, int]:
 
 def _json_part(text: str) -> tuple[str, list[str]]:
     """The JSON text to repair (a list, an object, or objects one per line joined into a list) and
-    notes on what was cut off. The inside of a ```json fence is preferred to the whole answer."""
-    fence = re.search(r"```(?:json)?\s*\n?(.*?)(?:```|$)", text, re.S)
-    body = fence.group(1) if fence and re.search(r"[\[{]", fence.group(1)) else text
+    notes on what was cut off or malformed. The inside of a ```json fence is preferred to the whole
+    answer. A value left open is "truncated" only when the answer stops there; when the fence closes
+    or the answer ends on a bracket, the model finished and the JSON is malformed instead."""
+    fence = re.search(r"```(?:json)?\s*\n?(.*?)(```|$)", text, re.S)
+    fenced = bool(fence and re.search(r"[\[{]", fence.group(1)))
+    body = fence.group(1) if fenced else text
+    finished = (fenced and bool(fence.group(2))) or body.rstrip().endswith(("]", "}"))
     spans, open_at, last_inner = _scan(body)
     values = [body[a:b] for a, b in spans]
     objects = [v for v in values if v[0] == "{"]
     lists = [v for v in values if v[0] == "[" and "{" in v]
     if open_at >= 0 and body[open_at] == "{" and ":" not in body[open_at:]:
         open_at = -1                                  # a stray brace in prose, not JSON
+    if open_at >= 0 and finished and not lists:       # complete, but a bracket is left open
+        return body[open_at:].strip(), ["repaired: malformed JSON (a bracket is left open), read by json-repair"]
     if open_at >= 0:                                  # the answer stopped inside a value
         if body[open_at] == "[" and not lists:
             kept = body[open_at:last_inner] if last_inner > 0 else "["
@@ -82,12 +88,19 @@ def _json_part(text: str) -> tuple[str, list[str]]:
     return (values[0], []) if values else ("", [])
 
 
-def parse(text: str, width: int, height: int, scale: int = SCALE) -> list[dict]:
+def parse(text: str, width: int, height: int, scale: float | tuple[float, float] = SCALE) -> list[dict]:
     """Items from the model's JSON answer, ``bbox_2d``/``point_2d`` turned into pixels of a
-    ``width`` x ``height`` image as ``box`` [x1, y1, x2, y2] / ``point`` [x, y]; other keys are kept.
-    Repairs are listed in ``.notes``; a cut-off answer keeps its complete objects and warns (08)."""
+    ``width`` x ``height`` image as ``box`` [x1, y1, x2, y2] / ``point`` [x, y]; other keys are kept (08).
+
+    Accepts a JSON list of objects, one object, objects one per line, or a bare [x1, y1, x2, y2],
+    fenced in ```json or not; Python-style trailing commas and other slips are repaired with
+    json-repair, and ``bbox_3d`` (9 numbers) is kept as given. ``scale`` is the coordinate frame:
+    1000 for Qwen3-VL, 999 for the OCR cookbook's text spotting, or (width, height) of the model's
+    input for Qwen2.5-VL's absolute pixels. ``.notes`` lists every repair; an answer cut off by the
+    token budget keeps its complete objects and warns "truncated"."""
     import json_repair
 
+    sx, sy = (scale, scale) if isinstance(scale, (int, float)) else scale
     part, notes = _json_part(text)
     data = json_repair.loads(part) if part else None
     if isinstance(data, dict):
@@ -118,14 +131,14 @@ def parse(text: str, width: int, height: int, scale: int = SCALE) -> list[dict]:
             if not numbers(values, size):
                 notes.append(f"item {n}: {key} is not {size} numbers ({values!r}), dropped")
                 continue
-            clamped = [min(max(float(v), 0.0), scale) for v in values]
+            clamped = [min(max(float(v), 0.0), sx if i % 2 == 0 else sy) for i, v in enumerate(values)]
             if clamped != values:
-                notes.append(f"item {n}: {key} {values} clamped to 0-{scale}")
+                notes.append(f"item {n}: {key} {values} clamped to the {sx:g}x{sy:g} frame")
             if size == 4 and (clamped[0] > clamped[2] or clamped[1] > clamped[3]):
                 notes.append(f"item {n}: reversed corners in {values} put in order")
                 clamped = [min(clamped[0], clamped[2]), min(clamped[1], clamped[3]),
                            max(clamped[0], clamped[2]), max(clamped[1], clamped[3])]
-            item[out] = [v / scale * (width if i % 2 == 0 else height) for i, v in enumerate(clamped)]
+            item[out] = [v / sx * width if i % 2 == 0 else v / sy * height for i, v in enumerate(clamped)]
         if not {"box", "point", "bbox_3d"} & item.keys():
             notes.append(f"item {n}: no usable coordinates, skipped")
             continue
