@@ -22,6 +22,7 @@ DOCUMENTS = ASSETS / "documents"
 PIXELS_PER_TOKEN = 32 * 32          # one visual token covers 32x32 pixels
 PAGE_TOKENS = (512, 2048)           # the OCR cookbook's min_pixels / max_pixels, in tokens
 SCALE = 1000                        # Qwen3-VL's relative coordinates, 0-1000
+SPOT_SCALE = 999                    # the OCR cookbook's spotting plot divides by 999, not 1000
 PROMPTS = {
     # full-page reading (ocr cookbook; the second is also CC-OCR's multilingual prompt)
     "read": "Read all the text in the image.",
@@ -67,9 +68,9 @@ def full_text(truth: dict) -> str:
     return "\n".join(line["text"] for line in truth["lines"])
 
 
-def _rel(box: list[float], width: int, height: int) -> list[int]:
+def _rel(box: list[float], width: int, height: int, scale: int = SCALE) -> list[int]:
     x1, y1, x2, y2 = box
-    return [round(x1 / width * SCALE), round(y1 / height * SCALE), round(x2 / width * SCALE), round(y2 / height * SCALE)]
+    return [round(x1 / width * scale), round(y1 / height * scale), round(x2 / width * scale), round(y2 / height * scale)]
 
 
 def table_html(rows: list[list[str]]) -> str:
@@ -88,14 +89,15 @@ def _latex_table(rows: list[list[str]]) -> str:
 
 def reference(truth: dict, fmt: str) -> str:
     """The ground truth written as the model answers ``fmt`` (``read``, ``spot``, ``html``,
-    ``markdown``, ``fields``): a perfect answer that must score perfectly (09)."""
+    ``markdown``, ``fields``): a perfect answer that must score perfectly. ``html`` follows the real
+    Qwen3-VL answer (official document-parsing cookbook): ``<div class="text|table" data-bbox>`` (09)."""
     from html import escape
 
     width, height = truth["size"]
     if fmt in ("read", "read_only"):
         return full_text(truth)
     if fmt == "spot":
-        rows = [{"bbox_2d": _rel(ln["box"], width, height), "text_content": ln["text"]} for ln in truth["lines"]]
+        rows = [{"bbox_2d": _rel(ln["box"], width, height, SPOT_SCALE), "text_content": ln["text"]} for ln in truth["lines"]]
         return "```json\n" + json.dumps(rows, ensure_ascii=False, indent=2) + "\n```"
     if fmt == "fields":
         return "```json\n" + json.dumps(truth["fields"], ensure_ascii=False, indent=2) + "\n```"
@@ -104,13 +106,12 @@ def reference(truth: dict, fmt: str) -> str:
     parts = []
     for block in truth["blocks"]:
         x1, y1, x2, y2 = _rel(block["box"], width, height)
-        if fmt == "html":
+        if fmt == "html":        # as Qwen3-VL writes it: every block a <div class=... data-bbox>
             attr = f'data-bbox="{x1} {y1} {x2} {y2}"'
             if block["type"] == "table":
-                parts.append(table_html(block["rows"]).replace("<table>", f"<table {attr}>", 1))
+                parts.append(f'<div class="table" {attr}>{table_html(block["rows"])}</div>')
             else:
-                tag = "h1" if block["type"] == "title" else "p"
-                parts.append(f"<{tag} {attr}>{escape(block['text'])}</{tag}>")
+                parts.append(f'<div class="text" {attr}>{escape(block["text"])}</div>')
         elif block["type"] == "table":
             parts.append(f"<!-- Table ({x1}, {y1}, {x2}, {y2}) -->\n{_latex_table(block['rows'])}")
         else:
@@ -160,12 +161,18 @@ def read_pages(model: Any, processor: Any, pages: list[Any], prompt: str, max_ne
 
 # ---------------------------------------------------------------- parsing the model's formats
 # saved in cookbook/documents.py
-def parse_html(text: str, width: int, height: int) -> list[dict]:
-    """Elements of a ``qwenvl html`` answer that carry ``data-bbox="x1 y1 x2 y2"`` (0-1000): each as
-    ``{"label": tag, "class", "text", "box"}`` in pixels of a ``width`` x ``height`` page; tables
-    keep their ``html`` (09)."""
+def parse_html(text: str, width: int, height: int, scale: float | tuple[float, float] = SCALE) -> list[dict]:
+    """Elements of a ``qwenvl html`` answer that carry ``data-bbox="x1 y1 x2 y2"``: each as
+    ``{"label": tag, "class", "text", "box"}`` in pixels of a ``width`` x ``height`` page (09).
+
+    Accepts the answer fenced in ```html or bare, cut off or complete. Qwen3-VL writes every block
+    as ``<div class="text|image|table|..." data-bbox>`` on a 0-1000 grid and wraps each table as
+    ``<div class="table" data-bbox><table>...</table></div>``; a boxed element that is or holds a
+    ``<table>`` keeps that table's ``html``. Qwen2.5-VL writes ``<h1>``, ``<p>``... with boxes in
+    pixels of the model's input: pass that input's (width, height) as ``scale``."""
     from bs4 import BeautifulSoup
 
+    sx, sy = (scale, scale) if isinstance(scale, (int, float)) else scale
     fence = re.search(r"```(?:html)?\s*(.*?)(?:```|$)", text, re.S)
     soup = BeautifulSoup(fence.group(1) if fence else text, "html.parser")
     elements = []
@@ -173,13 +180,15 @@ def parse_html(text: str, width: int, height: int) -> list[dict]:
         numbers = re.findall(r"-?\d+(?:\.\d+)?", tag["data-bbox"])
         if len(numbers) != 4:
             continue                     # a malformed box: skip the element, keep the rest
-        x1, y1, x2, y2 = (min(max(float(v), 0.0), SCALE) for v in numbers)
-        box = [min(x1, x2) / SCALE * width, min(y1, y2) / SCALE * height,
-               max(x1, x2) / SCALE * width, max(y1, y2) / SCALE * height]
+        x1, x2 = (min(max(float(v), 0.0), sx) for v in numbers[0::2])
+        y1, y2 = (min(max(float(v), 0.0), sy) for v in numbers[1::2])
+        box = [min(x1, x2) / sx * width, min(y1, y2) / sy * height,
+               max(x1, x2) / sx * width, max(y1, y2) / sy * height]
         element = {"label": tag.name, "class": " ".join(tag.get("class", [])),
                    "text": tag.get_text(" ", strip=True), "box": box}
-        if tag.name == "table":
-            element["html"] = str(tag)
+        table = tag if tag.name == "table" else tag.find("table")
+        if table is not None:
+            element["html"] = str(table)
         elements.append(element)
     return elements
 

@@ -256,7 +256,7 @@ def test_reference_answers_score_perfectly(name):
     w, h, lang = *image.size, truth["language"]
     text = D.reference(truth, "read")
     assert (D.edit_distance(text, D.full_text(truth), lang), D.bag_f1(text, D.full_text(truth), lang)) == (0.0, 1.0)
-    spotted = grounding.parse(D.reference(truth, "spot"), w, h)
+    spotted = grounding.parse(D.reference(truth, "spot"), w, h, scale=D.SPOT_SCALE)
     assert [s["text_content"] for s in spotted] == [ln["text"] for ln in truth["lines"]]
     assert D.spotting_f1(spotted, truth) == 1.0
     assert max(abs(a - b) for s, ln in zip(spotted, truth["lines"], strict=True) for a, b in zip(s["box"], ln["box"], strict=True)) <= 1
