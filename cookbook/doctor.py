@@ -12,6 +12,7 @@ from cookbook.lineup import checkpoint
 from cookbook.loading import fits
 from cookbook.settings import hf_cache_dir, settings
 from cookbook.show import Pretty
+from cookbook import system
 
 
 @dataclass(frozen=True)
@@ -65,7 +66,7 @@ def doctor(hw: Hardware | None = None, model: str | None = None, disk_free_gb: f
     ``disk_free_gb`` defaults to the free space where the Hugging Face cache lives.
     """
     hw = hw or hardware()
-    checks = [Check("python", sys.version_info >= (3, 10), sys.version.split()[0], "Use Python 3.10 or newer.")]
+    checks = [Check("python", sys.version_info >= (3, 11), sys.version.split()[0], "Use Python 3.11 or newer.")]
     tf = version("transformers")
     if tf and MIN_TRANSFORMERS <= parse_version(tf) < TESTED_TRANSFORMERS:
         fix = "Qwen3-VL loads, but the cookbook needs transformers 5.16.1+: pip install -U 'transformers>=5.16.1'."
@@ -80,6 +81,9 @@ def doctor(hw: Hardware | None = None, model: str | None = None, disk_free_gb: f
                      ("accelerate", "needed for device_map='auto'")):
         v = version(pkg)
         checks.append(Check(pkg, v is not None, v or "not installed", f"pip install {pkg} ({why})."))
+    for piece in system.PIECES:  # the system packages `make setup` installs (fonts, FFmpeg, FriBiDi, Chromium)
+        problem = piece.check()
+        checks.append(Check(piece.name, problem is None, problem or f"found ({piece.why})", system.fix([piece])))
     if hw.cuda:
         gpu_text = ", ".join(f"{g.name} {g.memory_gb:.0f} GB (cc {g.capability[0]}.{g.capability[1]})" for g in hw.gpus)
         checks.append(Check("gpu", True, gpu_text))

@@ -13,6 +13,7 @@ import asyncio
 import random
 
 import cookbook as cb
+from cookbook.system import font_file
 
 
 def wobbly_line(draw, start: tuple[float, float], end: tuple[float, float], rng: random.Random, width: int = 3) -> None:
@@ -41,7 +42,7 @@ def sketch(seed: int = 6):
     rng = random.Random(seed)
     image = Image.new("RGB", (1024, 768), (250, 248, 240))
     draw = ImageDraw.Draw(image)
-    font = lambda size: ImageFont.truetype("DejaVuSans.ttf", size)  # noqa: E731
+    font = lambda size: ImageFont.truetype(font_file("DejaVuSans.ttf"), size)  # noqa: E731
     wobbly_box(draw, (292, 90, 732, 690), rng)  # the card
     draw.text((330, 130), "Welcome back", font=font(40), fill=(40, 40, 48))
     draw.text((330, 190), "Sign in to continue to your account.", font=font(18), fill=(90, 90, 100))

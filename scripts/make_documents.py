@@ -4,7 +4,8 @@
     .venv/bin/python scripts/make_documents.py OUT_DIR    # anywhere else (the tests do this)
 
 Every string is drawn with Pillow (libraqm shapes Arabic right to left) in a Noto font from the
-Debian packages fonts-noto-core and fonts-noto-cjk, one line at a time: the line's ground-truth box
+Debian packages fonts-noto-core and fonts-noto-cjk (`make setup` installs them; a missing one is an
+error naming its package), one line at a time: the line's ground-truth box
 is the box of the ink it left, and the font, size and origin are recorded so a test can draw it
 again and compare. Table borders are light grey, so every dark pixel belongs to a recorded line.
 The PDF is printed by Chromium from HTML (a real text layer); its ground truth is the text of
@@ -18,32 +19,35 @@ import json
 import sys
 from pathlib import Path
 
-from PIL import Image, ImageDraw, ImageFont
+from PIL import Image, ImageDraw, ImageFont, features
+
+from cookbook.system import SystemPieceMissing, font_file
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "assets" / "documents"
-NOTO = Path("/usr/share/fonts/truetype/noto")
-CJK = Path("/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc")
-CJK_BOLD = Path("/usr/share/fonts/opentype/noto/NotoSansCJK-Bold.ttc")
-CJK_INDEX = {"ja": 0, "ko": 1, "zh": 2}  # faces inside the .ttc collection
+CJK_INDEX = {"ja": 0, "ko": 1, "zh": 2}  # faces inside the NotoSansCJK .ttc collections
 INK, BORDER, PAPER = 0, 170, 255  # text is black; borders are too light to count as ink
 RTL = {"ar"}
 NO_SPACES = {"zh", "ja"}  # scripts written without spaces between words
 
 
 def font_spec(language: str, bold: bool = False) -> str:
-    """The font file (``path#index`` for a collection) used for a language."""
+    """The font file name (``name#index`` for a face in a collection) used for a language."""
+    weight = "Bold" if bold else "Regular"
     if language in CJK_INDEX:
-        return f"{CJK_BOLD if bold else CJK}#{CJK_INDEX[language]}"
-    if language == "ar":
-        return str(NOTO / ("NotoSansArabic-Bold.ttf" if bold else "NotoSansArabic-Regular.ttf"))
-    return str(NOTO / ("NotoSans-Bold.ttf" if bold else "NotoSans-Regular.ttf"))
+        return f"NotoSansCJK-{weight}.ttc#{CJK_INDEX[language]}"
+    return f"NotoSansArabic-{weight}.ttf" if language == "ar" else f"NotoSans-{weight}.ttf"
 
 
 def load_font(spec: str, size: int) -> ImageFont.FreeTypeFont:
-    """Open a font recorded as ``path`` or ``path#index``, with libraqm layout (Arabic shaping)."""
-    path, _, index = spec.partition("#")
-    return ImageFont.truetype(path, size, index=int(index or 0), layout_engine=ImageFont.Layout.RAQM)
+    """Open a font recorded as ``name`` or ``name#index``, with libraqm layout (Arabic shaping).
+
+    A font that is not installed raises ``SystemPieceMissing`` naming its package: a page drawn
+    in a fallback font (or in tofu boxes) would not match its recorded ground truth."""
+    name, _, index = spec.partition("#")
+    if not features.check("raqm"):
+        raise SystemPieceMissing("Pillow cannot shape Arabic without FriBiDi: apt-get install libfribidi0")
+    return ImageFont.truetype(font_file(name), size, index=int(index or 0), layout_engine=ImageFont.Layout.RAQM)
 
 
 def draw_line(page: Image.Image, text: str, xy: tuple[int, int], spec: str, size: int, language: str) -> list[int]:
