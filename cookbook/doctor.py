@@ -7,12 +7,12 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from cookbook import system
 from cookbook.hardware import MIN_TRANSFORMERS, TESTED_TRANSFORMERS, Hardware, hardware, parse_version, version
 from cookbook.lineup import checkpoint
 from cookbook.loading import fits
 from cookbook.settings import hf_cache_dir, settings
 from cookbook.show import Pretty
-from cookbook import system
 
 
 @dataclass(frozen=True)
