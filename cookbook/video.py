@@ -412,10 +412,21 @@ def temporal_iou(a: Sequence[float], b: Sequence[float]) -> float:
 
 
 def parse_span(text: str) -> tuple[float, float] | None:
-    """The first two times an answer gives (``mm:ss.ff``, ``hh:mm:ss`` or ``N seconds``) as a
-    (start, end) span, or None (07)."""
-    pattern = r"\d+(?::\d{1,2}){1,2}(?:\.\d+)?|\d+(?:\.\d+)?\s*(?:seconds?|s)\b"
-    times = [parse_time(t) for t in re.findall(pattern, text)][:2]
+    """The first two times an answer gives, as a (start, end) span in seconds, or None (07).
+
+    Accepts ``mm:ss.ff`` and ``hh:mm:ss`` clocks, ``N seconds`` / ``N s`` each, and two numbers
+    sharing one unit: "64.0 - 72.0 seconds", "from 64 to 72 s", "between 64 and 72 seconds"."""
+    number = r"\d+(?:\.\d+)?"
+    unit = r"\s*(?:seconds?|secs?|s)\b"
+    pattern = (rf"(?P<pair>(?P<a>{number})\s*(?:-|–|to|and)\s*(?P<b>{number}){unit})"
+               rf"|(?P<one>\d+(?::\d{{1,2}}){{1,2}}(?:\.\d+)?|{number}{unit})")
+    times: list[float] = []
+    for m in re.finditer(pattern, text):
+        if m.group("pair"):
+            times += [float(m.group("a")), float(m.group("b"))]
+        else:
+            times.append(parse_time(re.sub(r"\s*(secs?)$", "s", m.group("one"))))
+    times = times[:2]
     return (min(times), max(times)) if len(times) == 2 else None
 
 
@@ -434,53 +445,69 @@ def grounding_scores(predictions: Sequence[Sequence[float] | None], truths: Sequ
 
 
 def parse_dense_captions(text: str) -> list[dict[str, Any]]:
-    """Events from a dense-caption answer (07): the official ``{"mm:ss.ff - mm:ss.ff": "caption"}``
-    JSON (a list of such objects too), repaired with json-repair; unreadable times are skipped."""
+    """Events ``{"start", "end", "event"}`` (seconds) from a dense-caption answer, sorted by start (07).
+
+    Accepts Qwen3-VL's ``{"mm:ss.ff - mm:ss.ff": "caption", ...}`` (a list of such objects too) and
+    Qwen2.5-VL's ``[{"start_time": "mm:ss.ff", "end_time": ..., "description": ...}]``, fenced or
+    not, repaired with json-repair; an event whose times do not read is skipped. Text with no JSON
+    gives []; JSON objects in neither shape raise ``ValueError``."""
     import json_repair
 
-    data = json_repair.loads(text.strip().removeprefix("```json").strip("`"))
-    items = data if isinstance(data, list) else [data]
+    fence = re.search(r"```(?:json)?\s*(.*?)(?:```|$)", text, re.S)
+    data = json_repair.loads(fence.group(1) if fence else text)
+    items = [item for item in (data if isinstance(data, list) else [data]) if isinstance(item, dict)]
     events = []
     for item in items:
-        if not isinstance(item, dict):
+        if "start_time" in item or "end_time" in item:
+            try:
+                start, end = parse_time(item.get("start_time", "")), parse_time(item.get("end_time", ""))
+            except ValueError:
+                continue
+            events.append({"start": min(start, end), "end": max(start, end),
+                           "event": str(item.get("description", item.get("caption", "")))})
             continue
         for key, caption in item.items():
-            span = parse_span(str(key).replace(" - ", " ").replace("-", " "))
+            span = parse_span(str(key))
             if span is not None:
                 events.append({"start": span[0], "end": span[1], "event": str(caption)})
+    if items and not events:
+        raise ValueError(f"dense captions in no known shape: {text[:200]!r}; expected "
+                         '{"mm:ss.ff - mm:ss.ff": "caption"} or [{"start_time", "end_time", "description"}]')
     return sorted(events, key=lambda e: e["start"])
 
 
 def dense_caption_scores(predicted: Sequence[dict[str, Any]], truth: Sequence[dict[str, Any]],
                          thresholds: Sequence[float] = (0.3, 0.5, 0.7, 0.9)) -> dict[str, float]:
-    """ActivityNet-Captions-style localisation (07): events matched one-to-one by tIoU (Hungarian),
-    precision and recall averaged over the tIoU thresholds, and the matched captions' similarity."""
+    """ActivityNet Captions' localisation rule (``evaluate_detection`` in its densevid_eval) (07):
+    at each tIoU threshold an event counts as found, and a prediction as valid, when any pair of
+    them overlaps by more than the threshold (no one-to-one matching); precision = valid /
+    predictions, recall = found / true events, each averaged over the thresholds. The caption
+    score is not METEOR: the rapidfuzz similarity of each true event to its best-overlapping prediction."""
     from rapidfuzz import fuzz
-    from scipy.optimize import linear_sum_assignment
 
     if not predicted or not truth:
         return {"precision": 0.0, "recall": 0.0, "caption similarity": 0.0}
     iou = np.array([[temporal_iou((p["start"], p["end"]), (t["start"], t["end"])) for t in truth]
                     for p in predicted])
-    rows, cols = linear_sum_assignment(-iou)
-    precision = np.mean([sum(iou[r, c] >= k for r, c in zip(rows, cols, strict=True)) / len(predicted)
-                         for k in thresholds])
-    recall = np.mean([sum(iou[r, c] >= k for r, c in zip(rows, cols, strict=True)) / len(truth)
-                      for k in thresholds])
-    similar = [fuzz.token_set_ratio(predicted[r]["event"], truth[c]["event"]) / 100
-               for r, c in zip(rows, cols, strict=True) if iou[r, c] > 0]
+    precision = np.mean([(iou > k).any(axis=1).mean() for k in thresholds])
+    recall = np.mean([(iou > k).any(axis=0).mean() for k in thresholds])
+    similar = [fuzz.token_set_ratio(predicted[int(iou[:, j].argmax())]["event"], t["event"]) / 100
+               for j, t in enumerate(truth) if iou[:, j].max() > 0]
     return {"precision": float(precision), "recall": float(recall),
             "caption similarity": float(np.mean(similar)) if similar else 0.0}
 
 
 def extract_letter(text: str, letters: str = "ABCD") -> str | None:
-    """The option letter of a multiple-choice answer, as Video-MME's scorer reads it (07): answer
-    prefixes removed, then the first standalone letter; None if there is none."""
+    """The option letter of a multiple-choice answer by Video-MME's own rule, its
+    ``extract_characters_regex`` (07): answer prefixes removed, then the FIRST capital A-D anywhere,
+    even inside a word ("After" reads as A); None where that scorer returns "" (its "more than ten
+    words and no A-D" test changes nothing, since no A-D gives "" anyway)."""
+    text = text.strip()
     for prefix in ("The best answer is", "The correct answer is", "The answer is", "The answer",
-                   "Best answer:", "Best option:", "Answer:", "Option:"):
+                   "The best option is", "The correct option is", "Best answer:", "Best option:"):
         text = text.replace(prefix, "")
-    m = re.search(rf"(?<![A-Za-z])([{letters}])(?![A-Za-z])", text)
-    return m.group(1) if m else None
+    m = re.search(f"[{letters}]", text)
+    return m.group(0) if m else None
 
 
 def needle_hit(answer: str, needle: str) -> bool:
@@ -498,11 +525,12 @@ def needle_hit(answer: str, needle: str) -> bool:
 
 def video_cost(seconds: float, width: int, height: int, fps: float = 2.0, video_fps: float = 30.0, *,
                max_frames: int = 768, max_pixels: int = 768 * 32 * 32,
-               total_pixels: int = int(128_000 * 32 * 32 * 0.9)) -> dict[str, Any]:
+               total_pixels: int = int(128_000 * 32 * 32 * 0.9), min_pixels: int = 128 * 32 * 32) -> dict[str, Any]:
     """Frames, frame size and prompt tokens of a video before sending it (07): visual tokens
     (32x32 pixels x 2 frames each) plus each temporal patch's ``<t seconds>`` text and markers."""
     indices = frame_indices(max(2, round(seconds * video_fps)), video_fps, fps, max_frames=max_frames)
-    h, w = frame_size(height, width, len(indices), max_pixels=max_pixels, total_pixels=total_pixels)
+    h, w = frame_size(height, width, len(indices), min_pixels=min_pixels, max_pixels=max_pixels,
+                      total_pixels=total_pixels)
     patches = len(indices) // 2
     visual = patches * (h // 32) * (w // 32)
     times = [(indices[2 * k] + indices[2 * k + 1]) / 2 / video_fps for k in range(patches)]
