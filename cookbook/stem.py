@@ -92,8 +92,12 @@ def boxed(text: str) -> str | None:
 
 
 def extract_answer(text: str, thinking: bool = False) -> str:
-    """The final answer of a reply: after ``</think>``, from ``\\boxed{}``, "the answer is", or a letter (10).
+    """The final answer of a reply (10). Read after ``</think>``, the first rule that applies:
 
+    the last ``\\boxed{}`` / ``\\fbox{}``; the last "the answer is X" / "Answer: X" / "Final Answer: X",
+    markdown bold allowed around the marker and the answer ("**Final Answer**: **No**, because..."
+    gives the bold "No"); "option C", "choice (C)", "... is (C)"; else the last line. An option
+    letter alone or leading its option's text ("C", "(C)", "B. Blue.") comes back as the letter.
     ``thinking=True`` (a Thinking model's reply): no ``</think>`` means the budget cut the reasoning,
     so there is no answer yet and "" comes back.
     """
@@ -105,19 +109,26 @@ def extract_answer(text: str, thinking: bool = False) -> str:
     found = boxed(text)
     if found is not None:
         return found
-    said = re.findall(r"(?:final answer|the answer|answer)\s*(?:is|:)\s*[:\s]*(.+)", text, flags=re.IGNORECASE)
+    marker = r"(?:final answer|answer)\**\s*(?:is\b|:)\**[:\s]*(?:\*\*(?P<bold>[^*\n]+?)\*\*|(?P<plain>[^\n]+))"
+    said = list(re.finditer(marker, text, flags=re.IGNORECASE))
     if said:
-        return said[-1].strip().strip("*").rstrip(".").strip()
-    letter = re.fullmatch(r"\(?([A-H])\)?\.?", text) or re.search(r"(?:option|choice)\s*\(?([A-H])\)?", text, re.IGNORECASE)
-    if letter:
-        return letter.group(1).upper()
-    lines = [line.strip() for line in text.splitlines() if line.strip()]
-    return lines[-1].rstrip(".") if lines else ""
+        answer = said[-1].group("bold") or said[-1].group("plain")
+        answer = answer.strip().strip("*").strip().rstrip(".").strip()
+    else:
+        named = list(re.finditer(r"(?:option|choice)\s*\(?([A-H])\)?(?![A-Za-z])|\bis\s+\(([A-H])\)", text, re.IGNORECASE))
+        if named:
+            return (named[-1].group(1) or named[-1].group(2)).upper()
+        lines = [line.strip() for line in text.splitlines() if line.strip()]
+        answer = lines[-1].rstrip(".") if lines else ""
+    letter = re.fullmatch(r"\(?([A-H])\)?(?:[.:)]\s*.*)?", answer, flags=re.DOTALL)
+    return letter.group(1) if letter else answer
 
 
 def to_option(answer: str, choices: Sequence[str]) -> str | None:
     """MathVista's rule: an option letter picks that option, else the nearest option by edit distance (10).
 
+    One step before the edit distance: when exactly one option of three or more characters is
+    quoted in the answer ("... the sequence is Turn Left, Turn Right."), that option is taken.
     An empty answer picks nothing (MathVista would still pick the shortest option).
     """
     from rapidfuzz.distance import Levenshtein
@@ -128,6 +139,9 @@ def to_option(answer: str, choices: Sequence[str]) -> str | None:
         return choices[LETTERS.index(letter.group(1).upper())]
     if not answer:
         return None
+    quoted = [c for c in choices if len(c) >= 3 and re.search(rf"(?<!\w){re.escape(c)}(?!\w)", answer, re.IGNORECASE)]
+    if len(quoted) == 1:
+        return quoted[0]
     return min(choices, key=lambda c: Levenshtein.distance(answer, c))
 
 

@@ -30,6 +30,9 @@ BY_ID = {p.id: p for p in PROBLEMS}
     ("</think>**Answer:** B", "B"),
     ("</think>(C)", "C"),
     ("</think>I pick option d because it is largest.", "D"),
+    ("</think>Of the four, the correct one is (C).", "C"),                                     # a letter in parentheses
+    ("</think>**Final Answer**: **No**, it cannot.", "No"),                                      # bold marker, bold answer
+    ("</think>Correct answer: **B. Blue.**", "B"),                                              # a letter leading its option
     ("</think>It is cut \\boxed{12", "It is cut \\boxed{12"),                                 # unclosed box: last line
     ("</think>\n\nline one\n54 dollars.\n", "54 dollars"),
     ("", ""),
