@@ -115,8 +115,9 @@ async def read_blocks(page: Any, width: int, height: int) -> list[Block]:
 
 async def render(browser: Any, html: str, *, width: int = WIDTH, height: int = HEIGHT,
                  max_height: int = MAX_HEIGHT, timeout_s: float = 10.0) -> Render:
-    """Render HTML safely: JavaScript off, every request aborted, meta refresh removed, animations
-    stopped, at most ``max_height`` pixels tall, ``TimeoutError`` after ``timeout_s`` seconds (06)."""
+    """Render HTML safely: JavaScript off, every request aborted (and no connection opened), meta
+    refresh, resource hints and pings removed, animations stopped, at most ``max_height`` pixels
+    tall, ``TimeoutError`` after ``timeout_s`` seconds (06)."""
     import asyncio
     import io
 
@@ -127,14 +128,28 @@ async def render(browser: Any, html: str, *, width: int = WIDTH, height: int = H
     page = await chromium.new_page(browser, width=width, height=height, javascript=False, allow=())
     try:
         async with asyncio.timeout(timeout_s):
-            # Chromium follows <meta http-equiv="refresh"> even with JavaScript off: parse the page
-            # with the browser's own parser (which runs nothing) and drop those tags first.
+            # Chromium follows <meta http-equiv="refresh"> even with JavaScript off, and acts on
+            # resource hints (a prefetch is a whole GET) and pings below the request router: parse
+            # the page with the browser's own parser (which runs nothing) and drop them first, in
+            # the pages of srcdoc frames too. The proxy in `new_page` refuses whatever is left.
             clean = await page.evaluate("""(html) => {
-                const doc = new DOMParser().parseFromString(html, "text/html");
-                doc.querySelectorAll("meta[http-equiv]").forEach((m) => {
-                    if (m.httpEquiv.trim().toLowerCase() === "refresh") m.remove();
-                });
-                return (doc.doctype ? "<!DOCTYPE html>" : "") + doc.documentElement.outerHTML;
+                const ahead = ["preconnect", "dns-prefetch", "prefetch", "preload", "modulepreload", "prerender"];
+                const clean = (source) => {
+                    const doc = new DOMParser().parseFromString(source, "text/html");
+                    doc.querySelectorAll("link[rel]").forEach((l) => {
+                        if ([...l.relList].some((r) => ahead.includes(r.toLowerCase()))) l.remove();
+                    });
+                    doc.querySelectorAll("script[type]").forEach((s) => {
+                        if (s.type.trim().toLowerCase() === "speculationrules") s.remove();
+                    });
+                    doc.querySelectorAll("meta[http-equiv]").forEach((m) => {
+                        if (["refresh", "link"].includes(m.httpEquiv.trim().toLowerCase())) m.remove();
+                    });
+                    doc.querySelectorAll("[ping]").forEach((a) => a.removeAttribute("ping"));
+                    doc.querySelectorAll("iframe[srcdoc]").forEach((f) => f.setAttribute("srcdoc", clean(f.srcdoc)));
+                    return (doc.doctype ? "<!DOCTYPE html>" : "") + doc.documentElement.outerHTML;
+                };
+                return clean(html);
             }""", html)
             await page.emulate_media(reduced_motion="reduce")
             await page.set_content(clean, wait_until="load", timeout=timeout_s * 1000)
