@@ -69,75 +69,103 @@ SCALE = {"mobile_use": 999, "computer_use": 1000}  # the screen size each tool d
 
 
 def mobile_use_tool(scale: int = 999) -> dict[str, Any]:
-    """The ``mobile_use`` function (Qwen3-VL mobile-agent cookbook) as an OpenAI-style tool (05)."""
-    actions = (
-        "* `click`: tap the point (x, y) given by `coordinate`.\n"
-        "* `long_press`: press the point `coordinate` for `time` seconds.\n"
-        "* `swipe`: swipe from `coordinate` (x, y) to `coordinate2` (x2, y2).\n"
-        "* `type`: input `text` into the focused input box.\n"
-        "* `answer`: give `text` as the answer to the user.\n"
-        "* `system_button`: press the system `button` (Back, Home, Menu or Enter).\n"
-        "* `wait`: wait `time` seconds for the screen to change.\n"
-        "* `terminate`: end the task and report its `status`."
-    )
+    """The ``mobile_use`` function as an OpenAI-style tool, word for word as the official mobile-agent
+    cookbook declares it (QwenLM/Qwen3-VL ``cookbooks/mobile_agent.ipynb``, commit 9e7b8cc) (05)."""
+    required = "Required only by `action={}`."
     return {"type": "function", "function": {
         "name": "mobile_use",
         "description": (
             "Use a touchscreen to interact with a mobile device, and take screenshots.\n"
-            "* This is an interface to a mobile device with touchscreen. You can click, type, swipe and so on.\n"
-            "* Some apps take time to respond: wait, and look at the next screenshot.\n"
+            "* This is an interface to a mobile device with touchscreen. You can perform actions like clicking, "
+            "typing, swiping, etc.\n"
+            "* Some applications may take time to start or process actions, so you may need to wait and take "
+            "successive screenshots to see the results of your actions.\n"
             f"* The screen's resolution is {scale}x{scale}.\n"
-            "* Click buttons, links and icons in their centre, not on their edges."
-        ),
-        "parameters": {"type": "object", "required": ["action"], "properties": {
-            "action": {"type": "string", "enum": list(MOBILE_ACTIONS),
-                       "description": "The action to perform. The available actions are:\n" + actions},
-            "coordinate": {"type": "array", "description": "(x, y): pixels from the left and top edges. "
-                           "Required by click, long_press and swipe."},
-            "coordinate2": {"type": "array", "description": "(x, y): where a swipe ends. Required by swipe."},
-            "text": {"type": "string", "description": "Required by type and answer."},
-            "time": {"type": "number", "description": "Seconds. Required by long_press and wait."},
-            "button": {"type": "string", "enum": ["Back", "Home", "Menu", "Enter"],
-                       "description": "Back returns to the previous screen, Home to the desktop, Menu opens "
-                                      "the app menu, Enter presses enter. Required by system_button."},
-            "status": {"type": "string", "enum": ["success", "failure"],
-                       "description": "The task's status. Required by terminate."},
-        }},
+            "* Make sure to click any buttons, links, icons, etc with the cursor tip in the center of the element. "
+            "Don't click boxes on their edges unless asked."),
+        "parameters": {"properties": {
+            "action": {"description": (
+                "The action to perform. The available actions are:\n"
+                "* `click`: Click the point on the screen with coordinate (x, y).\n"
+                "* `long_press`: Press the point on the screen with coordinate (x, y) for specified seconds.\n"
+                "* `swipe`: Swipe from the starting point with coordinate (x, y) to the end point with "
+                "coordinates2 (x2, y2).\n"
+                "* `type`: Input the specified text into the activated input box.\n"
+                "* `answer`: Output the answer.\n"
+                "* `system_button`: Press the system button.\n"
+                "* `wait`: Wait specified seconds for the change to happen.\n"
+                "* `terminate`: Terminate the current task and report its completion status."),
+                "enum": list(MOBILE_ACTIONS), "type": "string"},
+            "coordinate": {"description": "(x, y): The x (pixels from the left edge) and y (pixels from the top "
+                           "edge) coordinates to move the mouse to. Required only by `action=click`, "
+                           "`action=long_press`, and `action=swipe`.", "type": "array"},
+            "coordinate2": {"description": "(x, y): The x (pixels from the left edge) and y (pixels from the top "
+                            "edge) coordinates to move the mouse to. " + required.format("swipe"), "type": "array"},
+            "text": {"description": "Required only by `action=type` and `action=answer`.", "type": "string"},
+            "time": {"description": "The seconds to wait. Required only by `action=long_press` and `action=wait`.",
+                     "type": "number"},
+            "button": {"description": "Back means returning to the previous interface, Home means returning to the "
+                       "desktop, Menu means opening the application background menu, and Enter means pressing the "
+                       "enter. Required only by `action=system_button`",
+                       "enum": ["Back", "Home", "Menu", "Enter"], "type": "string"},
+            "status": {"description": "The status of the task. " + required.format("terminate"), "type": "string",
+                       "enum": ["success", "failure"]},
+        }, "required": ["action"], "type": "object"},
     }}
 
 
 def computer_use_tool(scale: int = 1000) -> dict[str, Any]:
-    """The ``computer_use`` function (Qwen3-VL computer-use cookbook) as an OpenAI-style tool (05)."""
+    """The ``computer_use`` function as an OpenAI-style tool, its texts word for word as the official
+    ``ComputerUse`` (QwenLM/Qwen3-VL ``cookbooks/utils/agent_function_call.py``, commit 0dcc180) (05)."""
     actions = (
-        "* `key`: press the `keys` together (for example [\"ctrl\", \"a\"]).\n"
-        "* `type`: type `text` on the keyboard.\n"
-        "* `mouse_move`: move the cursor to `coordinate`.\n"
-        "* `left_click`, `right_click`, `middle_click`, `double_click`, `triple_click`: click at `coordinate`.\n"
-        "* `left_click_drag`: press at the cursor, drag to `coordinate`, release.\n"
-        "* `scroll`: scroll the wheel by `pixels` at `coordinate` (positive scrolls up).\n"
-        "* `hscroll`: scroll sideways by `pixels` at `coordinate` (positive scrolls right).\n"
-        "* `wait`: wait `time` seconds.\n"
-        "* `terminate`: end the task and report its `status`.\n"
-        "* `answer`: give `text` as the answer to the user."
+        "* `key`: Performs key down presses on the arguments passed in order, then performs key releases in "
+        "reverse order.\n"
+        "* `type`: Type a string of text on the keyboard.\n"
+        "* `mouse_move`: Move the cursor to a specified (x, y) pixel coordinate on the screen.\n"
+        "* `left_click`: Click the left mouse button at a specified (x, y) pixel coordinate on the screen.\n"
+        "* `left_click_drag`: Click and drag the cursor to a specified (x, y) pixel coordinate on the screen.\n"
+        "* `right_click`: Click the right mouse button at a specified (x, y) pixel coordinate on the screen.\n"
+        "* `middle_click`: Click the middle mouse button at a specified (x, y) pixel coordinate on the screen.\n"
+        "* `double_click`: Double-click the left mouse button at a specified (x, y) pixel coordinate on the "
+        "screen.\n"
+        "* `triple_click`: Triple-click the left mouse button at a specified (x, y) pixel coordinate on the "
+        "screen (simulated as double-click since it's the closest action).\n"
+        "* `scroll`: Performs a scroll of the mouse scroll wheel.\n"
+        "* `hscroll`: Performs a horizontal scroll (mapped to regular scroll).\n"
+        "* `wait`: Wait specified seconds for the change to happen.\n"
+        "* `terminate`: Terminate the current task and report its completion status.\n"
+        "* `answer`: Answer a question."
     )
     return {"type": "function", "function": {
         "name": "computer_use",
         "description": (
             "Use a mouse and keyboard to interact with a computer, and take screenshots.\n"
+            "* This is an interface to a desktop GUI. You do not have access to a terminal or applications menu. "
+            "You must click on desktop icons to start applications.\n"
+            "* Some applications may take time to start or process actions, so you may need to wait and take "
+            "successive screenshots to see the results of your actions. E.g. if you click on Firefox and a window "
+            "doesn't open, try wait and taking another screenshot.\n"
             f"* The screen's resolution is {scale}x{scale}.\n"
-            "* Click buttons, links and icons in their centre, not on their edges."
-        ),
-        "parameters": {"type": "object", "required": ["action"], "properties": {
-            "action": {"type": "string", "enum": list(COMPUTER_ACTIONS),
-                       "description": "The action to perform. The available actions are:\n" + actions},
-            "keys": {"type": "array", "description": "Required by key."},
-            "text": {"type": "string", "description": "Required by type and answer."},
-            "coordinate": {"type": "array", "description": "(x, y): pixels from the left and top edges."},
-            "pixels": {"type": "number", "description": "Required by scroll and hscroll."},
-            "time": {"type": "number", "description": "Seconds. Required by wait."},
-            "status": {"type": "string", "enum": ["success", "failure"],
-                       "description": "The task's status. Required by terminate."},
-        }},
+            "* Whenever you intend to move the cursor to click on an element like an icon, you should consult a "
+            "screenshot to determine the coordinates of the element before moving the cursor.\n"
+            "* If you tried clicking on a program or link but it failed to load, even after waiting, try adjusting "
+            "your cursor position so that the tip of the cursor visually falls on the element that you want to "
+            "click.\n"
+            "* Make sure to click any buttons, links, icons, etc with the cursor tip in the center of the element. "
+            "Don't click boxes on their edges."),
+        "parameters": {"properties": {
+            "action": {"description": "The action to perform. The available actions are:\n" + actions,
+                       "enum": list(COMPUTER_ACTIONS), "type": "string"},
+            "keys": {"description": "Required only by `action=key`.", "type": "array"},
+            "text": {"description": "Required only by `action=type` and `action=answer`.", "type": "string"},
+            "coordinate": {"description": "(x, y): The x (pixels from the left edge) and y (pixels from the top "
+                           "edge) coordinates to move the mouse to.", "type": "array"},
+            "pixels": {"description": "The amount of scrolling to perform. Positive values scroll up, negative "
+                       "values scroll down. Required only by `action=scroll` and `action=hscroll`.", "type": "number"},
+            "time": {"description": "The seconds to wait. Required only by `action=wait`.", "type": "number"},
+            "status": {"description": "The status of the task. Required only by `action=terminate`.",
+                       "type": "string", "enum": ["success", "failure"]},
+        }, "required": ["action"], "type": "object"},
     }}
 
 
@@ -154,7 +182,24 @@ def tool_for(space: str) -> dict[str, Any]:
 # The prompt (the mobile-agent cookbook's format)
 # ---------------------------------------------------------------------------------------------
 
-SYSTEM_PROMPT = "You are a helpful assistant."
+# The mobile-agent cookbook's system prompt around the tool, word for word (QwenLM/Qwen3-VL
+# cookbooks/mobile_agent.ipynb, commit 9e7b8cc): no "You are a helpful assistant." line, the tool in
+# <tools>, the <tool_call> format, then the "# Response format" block.
+TOOLS_PROMPT = ("\n\n# Tools\n\nYou may call one or more functions to assist with the user query.\n\n"
+                "You are provided with function signatures within <tools></tools> XML tags:\n<tools>\n")
+CALL_FORMAT = ("\n</tools>\n\nFor each function call, return a json object with function name and arguments "
+               "within <tool_call></tool_call> XML tags:\n<tool_call>\n"
+               '{"name": <function-name>, "arguments": <args-json-object>}\n</tool_call>')
+RESPONSE_FORMAT = (
+    "\n\n# Response format\n\nResponse format for every step:\n"
+    "1) Thought: one concise sentence explaining the next move (no multi-step reasoning).\n"
+    "2) Action: a short imperative describing what to do in the UI.\n"
+    "3) A single <tool_call>...</tool_call> block containing only the JSON: "
+    '{"name": <function-name>, "arguments": <args-json-object>}.\n\n'
+    "Rules:\n- Output exactly in the order: Thought, Action, <tool_call>.\n"
+    "- Be brief: one sentence for Thought, one for Action.\n"
+    "- Do not output anything else outside those three parts.\n"
+    "- If finishing, use action=terminate in the tool call.")
 
 
 def task_prompt(instruction: str, history: list[str]) -> str:
@@ -164,11 +209,19 @@ def task_prompt(instruction: str, history: list[str]) -> str:
             f"Task progress (You have done the following operation on the current device): {done}")
 
 
-def agent_messages(instruction: str, history: list[str], screenshot: Any, image_tokens: int) -> list[dict[str, Any]]:
-    """System prompt, then one user turn: query, history as text, and only the latest screenshot (05)."""
+def system_prompt(tool: dict[str, Any]) -> str:
+    """The official mobile-agent system prompt for ``tool``: the tool as JSON in ``<tools>``, the
+    ``<tool_call>`` format and the "# Response format" block (Thought, Action, one call) (05)."""
+    return TOOLS_PROMPT + json.dumps(tool) + CALL_FORMAT + RESPONSE_FORMAT
+
+
+def agent_messages(instruction: str, history: list[str], screenshot: Any, image_tokens: int,
+                   tool: dict[str, Any]) -> list[dict[str, Any]]:
+    """The official system prompt for ``tool``, then one user turn: query, history as text, and only
+    the latest screenshot (05). The tool is in the system text: pass no ``tools=`` besides."""
     from cookbook import messages
 
-    return [messages.system(SYSTEM_PROMPT),
+    return [messages.system(system_prompt(tool)),
             messages.user(task_prompt(instruction, history), messages.image(screenshot, max_tokens=image_tokens))]
 
 
@@ -181,14 +234,49 @@ class ParseError(ValueError):
     """The model's text holds no usable tool call; the message quotes the text (05)."""
 
 
-def parse_tool_calls(text: str) -> list[dict]:
+def misfit(arguments: dict, tool: dict[str, Any]) -> str | None:
+    """Why ``arguments`` do not fit ``tool``'s parameters, or None (05): a missing or unknown
+    ``action``, a parameter its description says the action requires ("Required only by
+    `action=click`"), a wrong JSON type or enum value, an "(x, y)" point that is not two numbers."""
+    params = tool["function"]["parameters"]
+    props = params.get("properties", {})
+    for key in params.get("required", []):
+        if key not in arguments:
+            return f"`{key}` is missing"
+    action = arguments.get("action")
+    kinds = {"array": list, "string": str, "number": (int, float), "integer": int, "object": dict}
+    for key, spec in props.items():
+        desc = spec.get("description", "")
+        if key not in arguments:
+            if action in re.findall(r"`action=(\w+)`", desc.split("Required", 1)[-1]) and "Required" in desc:
+                return f"`{key}` is required by action={action}"
+            continue
+        value = arguments[key]
+        kind = kinds.get(spec.get("type"))
+        if kind and (not isinstance(value, kind) or isinstance(value, bool)):
+            return f"`{key}` should be a JSON {spec['type']}, got {value!r}"
+        if "enum" in spec and value not in spec["enum"]:
+            return f"`{key}` is {value!r}, not one of {spec['enum']}"
+        if desc.startswith("(x, y)") and not (len(value) == 2 and all(
+                isinstance(v, (int, float)) and not isinstance(v, bool) for v in value)):
+            return f"`{key}` should be two numbers (x, y), got {value!r}"
+    return None
+
+
+def parse_tool_calls(text: str, tools: list[dict[str, Any]] | None = None) -> list[dict]:
     """Every ``<tool_call>`` in a reply as ``{"name": ..., "arguments": {...}}``, in order (05).
 
-    Tolerates a Thought/Action preamble, arguments given as a JSON string, and a last block whose
-    ``</tool_call>`` was cut off by the token budget; raises ``ParseError`` when nothing is usable.
+    Accepts a Thought/Action preamble, several calls, arguments given as a JSON string, and a last
+    block whose ``</tool_call>`` or braces were cut off by the token budget (repaired with
+    json-repair). Each call is then checked against its tool's schema (``tools``, by default the
+    official ``mobile_use`` and ``computer_use``; other names pass unchecked): a call that does not
+    fit, such as a repaired ``"coordinate": [500]``, raises ``ParseError``, as does a reply with no
+    usable call. The message quotes the text.
     """
     from json_repair import repair_json
 
+    by_name = {t["function"]["name"]: t for t in tools} if tools is not None else \
+        {name: tool_for(name) for name in SCALE}
     blocks = re.findall(r"<tool_call>(.*?)(?:</tool_call>|$)", text, flags=re.DOTALL)
     calls = []
     for block in blocks:
@@ -208,6 +296,10 @@ def parse_tool_calls(text: str) -> list[dict]:
             calls.append({"name": obj["name"], "arguments": args})
     if not calls:
         raise ParseError(f"no usable <tool_call> in the model's text: {text[:300]!r}")
+    for call in calls:
+        problem = misfit(call["arguments"], by_name[call["name"]]) if call["name"] in by_name else None
+        if problem:
+            raise ParseError(f"a {call['name']} call that does not fit the tool ({problem}): {text[:300]!r}")
     return calls
 
 
@@ -529,14 +621,13 @@ async def reference_policy(obs: Observation) -> str:
 
 
 def transformers_policy(model: Any, processor: Any, tool: dict, max_new_tokens: int, image_tokens: int) -> Policy:
-    """A policy backed by a local transformers model: the tool goes through the chat template (05)."""
+    """A policy backed by a local transformers model: the tool goes in the official system prompt (05)."""
     import torch
 
     async def policy(obs: Observation) -> str:
-        messages = agent_messages(obs.instruction, obs.history, obs.screenshot, image_tokens)
+        messages = agent_messages(obs.instruction, obs.history, obs.screenshot, image_tokens, tool)
         inputs = processor.apply_chat_template(
-            messages, tools=[tool], add_generation_prompt=True,
-            tokenize=True, return_dict=True, return_tensors="pt",
+            messages, add_generation_prompt=True, tokenize=True, return_dict=True, return_tensors="pt",
         ).to(model.device)
         with torch.inference_mode():
             out = model.generate(**inputs, max_new_tokens=max_new_tokens, do_sample=False)
@@ -547,17 +638,18 @@ def transformers_policy(model: Any, processor: Any, tool: dict, max_new_tokens: 
 
 
 def openai_policy(client: Any, model: str, tool: dict, max_tokens: int, image_tokens: int) -> Policy:
-    """A policy backed by any OpenAI-compatible server: the tool goes as OpenAI ``tools`` (05).
+    """A policy backed by any OpenAI-compatible server: the tool goes in the official system prompt,
+    as the mobile-agent cookbook sends it, and the calls come back as ``<tool_call>`` text (05).
 
-    A server started with a tool-call parser (vLLM: ``--tool-call-parser hermes``) returns
-    ``message.tool_calls``; they are written back as ``<tool_call>`` blocks so one parser reads both.
+    Should a server return ``message.tool_calls`` anyway, they are written back as ``<tool_call>``
+    blocks, so one parser reads both.
     """
     from cookbook.messages import to_openai
 
     async def policy(obs: Observation) -> str:
-        messages = agent_messages(obs.instruction, obs.history, obs.screenshot, image_tokens)
+        messages = agent_messages(obs.instruction, obs.history, obs.screenshot, image_tokens, tool)
         response = client.chat.completions.create(
-            model=model, messages=to_openai(messages), tools=[tool], max_tokens=max_tokens, temperature=0.0,
+            model=model, messages=to_openai(messages), max_tokens=max_tokens, temperature=0.0,
         )
         message = response.choices[0].message
         text = message.content or ""

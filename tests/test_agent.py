@@ -115,10 +115,11 @@ def test_tools_declare_the_official_screens_and_actions(tiny):
                       "current device): Step 1: a; Step 2: b; ")
     from PIL import Image
 
-    messages = A.agent_messages("Unpin X.", [], Image.new("RGB", (390, 844), "white"), 64)
-    text = processor.apply_chat_template(messages, tools=[mobile], add_generation_prompt=True, tokenize=False)
-    assert "<tools>" in text and '"name": "mobile_use"' in text and "The user query: Unpin X." in text
-    assert text.index("<tools>") < text.index("The user query")
+    messages = A.agent_messages("Unpin X.", [], Image.new("RGB", (390, 844), "white"), 64, mobile)
+    text = processor.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+    assert text.count("\n<tools>\n") == 1 and '"name": "mobile_use"' in text and "The user query: Unpin X." in text
+    assert text.index("<tools>") < text.index("# Response format") < text.index("The user query")
+    assert "You are a helpful assistant" not in text
 
 
 # --- the executor against the app ----------------------------------------------------------------
@@ -397,6 +398,7 @@ def test_openai_policy_reads_tool_calls_from_a_server(tmp_path):
     assert A.parse_tool_calls(text) == [call("mobile_use", action="long_press", coordinate=[500, 169], time=1)]
     assert A.thought_of(text) == "Thought: the chat is pinned."
     body = seen["body"]
-    assert body["tools"][0]["function"]["name"] == "mobile_use" and body["max_tokens"] == 32
+    assert "tools" not in body and body["max_tokens"] == 32          # the tool is in the official system prompt
+    assert body["messages"][0]["content"].startswith("\n\n# Tools") and '"name": "mobile_use"' in body["messages"][0]["content"]
     user = body["messages"][1]["content"]
     assert user[0]["text"].startswith("The user query: Unpin X.") and user[1]["image_url"]["url"].startswith("data:image/png")
