@@ -203,8 +203,9 @@ RESPONSE_FORMAT = (
 
 
 def task_prompt(instruction: str, history: list[str]) -> str:
-    """The user turn's text: the query and the steps done so far, as the mobile-agent cookbook writes them (05)."""
-    done = "".join(f"Step {i}: {step}; " for i, step in enumerate(history, 1))
+    """The user turn's text: the query and the steps done so far, as the mobile-agent cookbook writes
+    them (each step with its newlines and double quotes removed, as that cookbook does) (05)."""
+    done = "".join(f"Step {i}: {step.replace(chr(10), '').replace(chr(34), '')}; " for i, step in enumerate(history, 1))
     return (f"The user query: {instruction}\n"
             f"Task progress (You have done the following operation on the current device): {done}")
 

@@ -182,6 +182,10 @@ def test_the_real_click_lands_where_the_official_code_draws_it():
     screen = agent.Screen("official", w, h, 1.0, True)
     x, y = agent.to_css(call["arguments"]["coordinate"], screen, e["official"]["scale"])
     assert [round(x), round(y)] == e["official"]["pixel"]
+    assert agent.predicted_point(e["answer"], screen) == (x, y)
+    step = agent.history_line(e["answer"], [call])                     # the model's Action: line, quoted
+    assert step == '"I tapped on the search bar to begin searching for Musk."'
+    assert "Step 1: I tapped on the search bar to begin searching for Musk.; " in agent.task_prompt("x", [step])
 
 
 def test_a_repaired_call_that_does_not_fit_the_tool_is_refused():
