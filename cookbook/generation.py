@@ -31,7 +31,8 @@ PRESETS: dict[str, Preset] = {
     "thinking-text": Preset(1.0, 0.95, 20, 1.5, 32768, source=CARD + ", Thinking text"),
     "thinking-stem": Preset(
         1.0, 0.95, 20, 1.5, 81920,
-        source=CARD + ": 81920 new tokens for hard maths/STEM (also the seed's advice)",
+        source=CARD + ", Thinking text: the AIME, LiveCodeBench and GPQA setting (text-only; for pictures "
+                      "use thinking-vision)",
     ),
 }
 
