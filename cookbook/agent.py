@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import json
+import math
 import re
 import time
 from collections.abc import Awaitable, Callable
@@ -322,8 +323,11 @@ def to_css(coordinate: list[float], screen: Screen, scale: int) -> tuple[float, 
     """
     if not (isinstance(coordinate, (list, tuple)) and len(coordinate) == 2):
         raise ValueError(f"coordinate {coordinate!r}: expected [x, y]")
-    x, y = (float(v) for v in coordinate)
-    if not (0 <= x <= scale and 0 <= y <= scale):
+    try:
+        x, y = (float(v) for v in coordinate)
+    except (TypeError, ValueError, OverflowError) as err:  # text, null, an integer too big for a float
+        raise ValueError(f"coordinate {coordinate!r:.80}: expected two numbers ({err})") from err
+    if not (0 <= x <= scale and 0 <= y <= scale):  # NaN fails this test too
         raise ValueError(f"coordinate {coordinate!r} is off the {scale}x{scale} screen")
     return x / scale * screen.width, y / scale * screen.height
 
@@ -344,6 +348,8 @@ KEY_NAMES = {"ctrl": "Control", "control": "Control", "alt": "Alt", "shift": "Sh
              "right": "ArrowRight", "pageup": "PageUp", "pagedown": "PageDown", "home": "Home", "end": "End"}
 DESTRUCTIVE = "[data-destructive]"  # what the confirmation hook guards, as a CSS selector
 MAX_WAIT_S = 3.0
+MAX_SCROLL_PX = 5000.0  # one scroll or hscroll moves the wheel at most this far
+MAX_TEXT_CHARS = 2000  # one type action types at most this many characters
 
 
 @dataclass
@@ -359,6 +365,19 @@ class Outcome:
     answer: str = ""
 
 
+def number(args: dict, key: str, default: float | None, low: float, high: float) -> float:
+    """The model's ``args[key]`` (``default`` when absent) as a float capped to [low, high]; a
+    ``ValueError`` naming the key for NaN, infinity or anything that is not a number (05)."""
+    value = args.get(key, default)
+    try:
+        x = math.nan if isinstance(value, bool) else float(value)
+    except (TypeError, ValueError, OverflowError):
+        x = math.nan
+    if not math.isfinite(x):  # asyncio.sleep(nan) never returns
+        raise ValueError(f"{key}={value!r:.60}: expected a finite number")
+    return min(max(x, low), high)
+
+
 async def perform(page: Any, screen: Screen, space: str, args: dict, cursor: list[float]) -> None:
     """Carry out one action's arguments with Playwright's mouse, touchscreen and keyboard (05).
 
@@ -367,6 +386,9 @@ async def perform(page: Any, screen: Screen, space: str, args: dict, cursor: lis
     """
     action, scale = args["action"], SCALE[space]
     point = to_css(args["coordinate"], screen, scale) if "coordinate" in args else None
+    if point is None and action in ("click", "left_click", "right_click", "middle_click", "double_click",
+                                    "triple_click", "long_press", "swipe", "mouse_move", "left_click_drag"):
+        raise ValueError(f"{action} needs `coordinate` [x, y]")
     if point and action not in ("scroll", "hscroll", "swipe", "left_click_drag"):
         await page.mouse.move(*point)
         cursor[:] = point
@@ -379,17 +401,20 @@ async def perform(page: Any, screen: Screen, space: str, args: dict, cursor: lis
     elif action in ("double_click", "triple_click"):
         await page.mouse.click(*point, click_count=2 if action == "double_click" else 3)
     elif action == "long_press":
+        hold = number(args, "time", 1.0, 0.0, MAX_WAIT_S)  # checked before the button goes down
         await page.mouse.down()
-        await asyncio.sleep(min(float(args.get("time", 1.0)), MAX_WAIT_S))
+        await asyncio.sleep(hold)
         await page.mouse.up()
     elif action == "swipe":  # the content follows the finger: a swipe up scrolls down
+        if "coordinate2" not in args:
+            raise ValueError("swipe needs `coordinate2` [x2, y2], where the finger lifts")
         end = to_css(args["coordinate2"], screen, scale)
         await page.mouse.move(*point)
         await page.mouse.wheel(point[0] - end[0], point[1] - end[1])
     elif action in ("scroll", "hscroll"):
         if point:
             await page.mouse.move(*point)
-        pixels = float(args["pixels"])
+        pixels = number(args, "pixels", None, -MAX_SCROLL_PX, MAX_SCROLL_PX)
         await page.mouse.wheel(pixels if action == "hscroll" else 0, -pixels if action == "scroll" else 0)
     elif action == "mouse_move":
         pass  # moved above
@@ -400,9 +425,17 @@ async def perform(page: Any, screen: Screen, space: str, args: dict, cursor: lis
         await page.mouse.up()
         cursor[:] = point
     elif action == "type":
-        await page.keyboard.type(str(args["text"]))
+        if "text" not in args:
+            raise ValueError("type needs `text`")
+        text = str(args["text"])
+        if len(text) > MAX_TEXT_CHARS:  # typed a key at a time, a megabyte would take hours
+            raise ValueError(f"text of {len(text)} characters: at most {MAX_TEXT_CHARS} per type action")
+        await page.keyboard.type(text)
     elif action == "key":
-        await page.keyboard.press("+".join(KEY_NAMES.get(k.lower(), k) for k in args["keys"]))
+        keys = args.get("keys")
+        if not (isinstance(keys, list) and keys and all(isinstance(k, str) and k for k in keys)):
+            raise ValueError(f"keys={keys!r:.60}: expected a list of key names, such as [\"ctrl\", \"a\"]")
+        await page.keyboard.press("+".join(KEY_NAMES.get(k.lower(), k) for k in keys))
     elif action == "system_button":
         button = args["button"]
         if button == "Back":  # pop an in-app entry (pushState); never leave the app for the page before it
@@ -414,7 +447,7 @@ async def perform(page: Any, screen: Screen, space: str, args: dict, cursor: lis
         else:
             raise ValueError(f"system_button {button!r}: a browser sandbox has no {button} button")
     elif action == "wait":
-        await asyncio.sleep(min(float(args.get("time", 1.0)), MAX_WAIT_S))
+        await asyncio.sleep(number(args, "time", 1.0, 0.0, MAX_WAIT_S))
     else:
         raise ValueError(f"action {action!r} has no mapping here")
 
@@ -423,9 +456,7 @@ async def execute(page: Any, call: dict, screen: Screen, allowed: tuple[str, ...
                   confirm: Callable[[dict, str], Any], cursor: list[float],
                   destructive: str = DESTRUCTIVE) -> Outcome:
     """Run one parsed call: check the tool and the whitelist, hold a target matching ``destructive``
-    until ``confirm(call, element)`` says yes, then ``perform`` it; errors become outcomes (05)."""
-    from playwright.async_api import Error as BrowserError
-
+    until ``confirm(call, element)`` says yes, then ``perform`` it; every error becomes an outcome (05)."""
     space, args = call["name"], call["arguments"]
     action = args.get("action")
     if space not in SCALE:
@@ -452,7 +483,7 @@ async def execute(page: Any, call: dict, screen: Screen, allowed: tuple[str, ...
         await perform(page, screen, space, args, cursor)
         await page.wait_for_timeout(100)  # let the app re-render before the next screenshot
         return Outcome(True, point)
-    except (KeyError, TypeError, ValueError, BrowserError) as err:
+    except Exception as err:  # noqa: BLE001 - whatever a reply breaks fails this call, never the loop
         return Outcome(False, error=f"{type(err).__name__}: {err}")
 
 
@@ -734,6 +765,22 @@ async def screenshot(page: Any, path: str | Path | None = None) -> Any:
     return Image.open(io.BytesIO(png)).convert("RGB")
 
 
+MAX_NESTING = 8  # a real reply nests 4 deep: [{"arguments": {"coordinate": [x, y]}}]
+
+
+def nesting(value: Any, limit: int) -> int:
+    """How deep lists and dicts nest in ``value``, counted level by level without recursion, and
+    no further than ``limit + 1`` (05)."""
+    depth, level = 0, [value]
+    while depth <= limit:
+        containers = [item for item in level if isinstance(item, (list, dict))]
+        if not containers:
+            break
+        depth += 1
+        level = [v for c in containers for v in (c.values() if isinstance(c, dict) else c)]
+    return depth
+
+
 async def run_task(page: Any, base_url: str, the_task: Task, policy: Policy, out_dir: str | Path, *,
                    screen: Screen, space: str = "mobile_use", max_steps: int = 10,
                    allowed: tuple[str, ...] | None = None, confirm: Callable[[dict, str], Any] = deny,
@@ -754,9 +801,15 @@ async def run_task(page: Any, base_url: str, the_task: Task, policy: Policy, out
         t0 = time.perf_counter()
         text = await policy(Observation(the_task.instruction, list(history), shot, screen, space, page, i, the_task))
         try:
+            if not isinstance(text, str):
+                raise TypeError(f"the policy returned {type(text).__name__}, not the reply's text")
             calls = parse_tool_calls(text)
-        except ParseError as err:  # a failed step, not a crash: the model gets another turn
-            traj.steps.append(Step(i, name, text, thought_of(text), [], None, False, str(err),
+            if nesting(calls, MAX_NESTING) > MAX_NESTING:  # too deep to save (RecursionError in asdict)
+                raise ValueError(f"a tool call nested more than {MAX_NESTING} levels deep")
+        except Exception as err:  # noqa: BLE001 - any unusable reply is a failed step, never a crash
+            text = text if isinstance(text, str) else repr(text)
+            error = str(err) if isinstance(err, ParseError) else f"{type(err).__name__}: {str(err)[:300]}"
+            traj.steps.append(Step(i, name, text, thought_of(text), [], None, False, error,
                                    seconds=time.perf_counter() - t0))
             history.append("(no valid action)")
             continue
@@ -828,7 +881,7 @@ def predicted_point(text: str, screen: Screen) -> tuple[float, float] | None:
         calls = parse_tool_calls(text)
         call = next(c for c in calls if "coordinate" in c["arguments"])
         return to_css(call["arguments"]["coordinate"], screen, SCALE.get(call["name"], 1000))
-    except (ParseError, StopIteration, ValueError, TypeError):
+    except Exception:  # noqa: BLE001 - any reply that gives no point is a miss
         return None
 
 
