@@ -7,7 +7,9 @@ import importlib.metadata
 import importlib.util
 import os
 import re
+import sys
 from dataclasses import dataclass, field
+from pathlib import Path
 
 MIN_TRANSFORMERS = (4, 57)  # first release with Qwen3-VL
 TESTED_TRANSFORMERS = (5, 16)  # the cookbook's own floor (pyproject.toml): what vLLM 0.33 installs and newer
@@ -36,6 +38,7 @@ class Hardware:
     ram_gb: float = 0.0
     flash_attn: bool = False
     vllm: bool = False
+    vllm_env: str | None = None  # a virtualenv whose Python runs vLLM: this one, or the project's .venv-vllm
     versions: dict[str, str] = field(default_factory=dict, compare=False)
 
     @property
@@ -74,7 +77,8 @@ class Hardware:
             f"bf16: {'yes' if self.bf16 else 'no'}   fp8: {'yes' if self.fp8 else 'no'}",
             f"RAM: {self.ram_gb:.1f} GB",
             f"flash-attn: {'importable' if self.flash_attn else 'not installed'}   "
-            f"vLLM: {'importable' if self.vllm else 'not installed'}",
+            f"vLLM: {'importable' if self.vllm else 'not installed'}"
+            + (f" (environment {self.vllm_env})" if self.vllm_env and not self.vllm else ""),
         ]
         lines += [f"{k}: {v}" for k, v in self.versions.items()]
         return "\n".join(lines)
@@ -128,8 +132,18 @@ def hardware() -> Hardware:
         ram_gb=_ram_gb(),
         flash_attn=importlib.util.find_spec("flash_attn") is not None,
         vllm=importlib.util.find_spec("vllm") is not None,
+        vllm_env=_vllm_env(),
         versions=versions,
     )
+
+
+def _vllm_env() -> str | None:
+    """The virtualenv that runs ``vllm``: this interpreter's when vLLM imports here, else the project's
+    ``.venv-vllm`` (``make vllm``) when its ``vllm`` command exists, else None."""
+    if importlib.util.find_spec("vllm") is not None:
+        return sys.prefix
+    env = Path(__file__).resolve().parents[1] / ".venv-vllm"
+    return str(env) if (env / "bin" / "vllm").exists() else None
 
 
 def parse_version(v: str) -> tuple[int, ...]:

@@ -125,6 +125,7 @@ class VllmPlan(Pretty):
     limit_mm_per_prompt: dict[str, int]
     flags: tuple[Flag, ...]
     notes: tuple[str, ...] = ()
+    env: tuple[tuple[str, str], ...] = ()  # environment variables the server needs (vLLM on CPU: KV cache size)
 
     def value(self, name: str) -> str | None:
         """The value of flag ``name`` (``"--max-model-len"``), or None when the plan does not set it."""
@@ -158,16 +159,18 @@ class VllmPlan(Pretty):
                         f"vllm_plan(hw, model, images={max(x['image'] for x in counts)}, "
                         f"videos={max(x['video'] for x in counts)}).")
             limit = {k: max(c[k] for c in counts) for k in ("image", "video")}
-        kw: dict[str, Any] = {"model": self.model, "tensor_parallel_size": self.fit.tensor_parallel,
-                              "gpu_memory_utilization": float(self.value("--gpu-memory-utilization")),
-                              "max_model_len": self.max_model_len, "limit_mm_per_prompt": limit}
+        kw: dict[str, Any] = {"model": self.model, "tensor_parallel_size": self.fit.tensor_parallel}
+        if self.value("--gpu-memory-utilization"):  # a GPU plan; on CPU the KV cache is VLLM_CPU_KVCACHE_SPACE
+            kw["gpu_memory_utilization"] = float(self.value("--gpu-memory-utilization"))
+        kw |= {"max_model_len": self.max_model_len, "limit_mm_per_prompt": limit}
         for flag in ("--mm-processor-kwargs", "--hf-overrides"):
             if self.value(flag):
                 kw[flag[2:].replace("-", "_")] = json.loads(self.value(flag))
-        for flag in ("--mm-encoder-tp-mode", "--kv-cache-dtype", "--moe-backend"):
+        for flag in ("--mm-encoder-tp-mode", "--kv-cache-dtype", "--moe-backend", "--dtype",
+                     "--distributed-executor-backend"):
             if self.value(flag):
                 kw[flag[2:].replace("-", "_")] = self.value(flag)
-        for flag in ("--enable-expert-parallel", "--async-scheduling"):
+        for flag in ("--enable-expert-parallel", "--async-scheduling", "--enforce-eager"):
             if any(f.name == flag for f in self.flags):
                 kw[flag[2:].replace("-", "_")] = True
         return kw | {"seed": 0}
@@ -180,7 +183,11 @@ class VllmPlan(Pretty):
     def explain(self) -> str:
         """A table: flag, value, why; then the notes."""
         rows = [f"{f.name:<26} {(f.value or '')[:44]:<44} {f.why}" for f in self.flags]
-        return "\n".join([f"{self.model}: {self.fit}", *rows, *(f"note: {n}" for n in self.notes)])
+        head = f"{self.model}: {self.fit}" if self.value("--gpu-memory-utilization") else \
+            f"{self.model}: vLLM on CPU, " + " ".join(f"{k}={v}" for k, v in self.env)
+        notes = [f"note: {n}" for n in self.notes] if self.value("--gpu-memory-utilization") else \
+            ["left out on CPU:", *(f"  {n}" for n in self.notes)]
+        return "\n".join([head, *rows, *notes])
 
     def __str__(self) -> str:
         return self.shell() + "\n\n" + self.explain()
@@ -213,8 +220,10 @@ def vllm_plan(hw: Hardware, model: str, *, images: int = 4, videos: int = 1, tex
         Flag("--gpu-memory-utilization", f"{gpu_memory_utilization:g}", "share of each GPU vLLM takes (weights + KV cache)."),
         Flag("--max-model-len", str(length), "two requests of this length fit the KV cache; the default 262144 "
              "(256K) would not start." if max_model_len is None else "set by you."),
+        Flag("--language-model-only", None, "text only: every modality's limit is 0, so nothing is reserved for "
+             "the vision encoder's inputs (vLLM's MultiModalConfig; the vLLM recipe's text_only feature).")
+        if text_only else
         Flag("--limit-mm-per-prompt", json.dumps({"image": images, "video": videos}),
-             "text only: no memory reserved for the vision encoder's inputs." if text_only else
              "items per request; vLLM reserves memory for this many at start-up."),
     ]
     if not text_only:
@@ -243,7 +252,8 @@ def vllm_plan(hw: Hardware, model: str, *, images: int = 4, videos: int = 1, tex
                      "(vllm/model_executor/kernels/linear/scaled_mm/marlin.py).")
         if ck.moe:
             flags.append(Flag("--moe-backend", "marlin", "FP8 experts on Ampere: Marlin; the default Triton MoE kernel "
-                              "fails with 'fp8e4nv not supported' (vLLM issues #18182, #54318)."))
+                              "fails with 'fp8e4nv not supported' (vLLM issue #18182). That Marlin serves these "
+                              "experts rests on vLLM issue #54318, still open: not tested here."))
     elif ck.fp8:
         notes.append("FP8 tensor cores on every GPU: W8A8 with dynamic activation scales, as the checkpoint says.")
     if ck.variant == "Thinking":
@@ -269,13 +279,63 @@ def yarn_overrides(factor: float) -> dict[str, Any]:
         "rope_theta": 5_000_000, "mrope_section": [24, 20, 20], "mrope_interleaved": True}}}
 
 
+CPU_KV_CACHE_GIB = 1  # VLLM_CPU_KVCACHE_SPACE: plenty for the tiny model's few thousand tokens
+
+
+def cpu_plan(model: str, *, images: int = 2, videos: int = 1, max_model_len: int = 4096, tools: bool = True,
+             reasoning: bool = False, served_name: str | None = None, dtype: str = "float32",
+             kv_cache_gib: int = CPU_KV_CACHE_GIB) -> VllmPlan:
+    """``vllm serve`` flags for vLLM's CPU build (``make vllm`` without a GPU), each with its reason, and the
+    GPU flags it leaves out, each with why they mean nothing here (04_vllm_serving)."""
+    images, videos = max(0, images), max(0, videos)
+    pixels = pixel_budget(max_model_len, images, videos)
+    flags = [
+        Flag("--max-model-len", str(max_model_len), "a short context: the CPU KV cache is a few GiB of RAM."),
+        Flag("--dtype", dtype, "the weights' own precision; vLLM would cast float32 to bfloat16, which CPUs "
+             "without AVX512-BF16 only emulate."),
+        Flag("--enforce-eager", None, "no torch.compile warm-up (minutes on a small CPU); on a GPU leave it off, "
+             "it also disables CUDA graphs."),
+        Flag("--distributed-executor-backend", "uni", "the model runs in the engine process: one process less "
+             "to start (one device, nothing to distribute)."),
+        Flag("--limit-mm-per-prompt", json.dumps({"image": images, "video": videos}),
+             "items per request; vLLM reserves memory for this many at start-up."),
+        Flag("--mm-processor-kwargs", json.dumps({"size": {"longest_edge": pixels, "shortest_edge": 4096}}),
+             f"at most {pixels // 1024:,} tokens per image: {images} image(s) + {videos} video(s) + {TEXT_RESERVE} "
+             f"text tokens fit {max_model_len:,}; also keeps the start-up profiling image small."),
+    ]
+    if videos:
+        flags.append(Flag("--media-io-kwargs", json.dumps({"video": {"num_frames": -1}}),
+                          "keep every frame of a video_url; the processor samples them (2 fps, or per request "
+                          "mm_processor_kwargs fps/do_sample_frames). Without it vLLM pre-samples 32 frames."))
+    if reasoning:
+        flags.append(Flag("--reasoning-parser", "deepseek_r1", "the template opens <think> in the prompt, so the "
+                          "output has only </think>; this parser splits reasoning from the answer."))
+    if tools:
+        flags += [Flag("--enable-auto-tool-choice", None, "let the model decide when to call a tool (05's agent)."),
+                  Flag("--tool-call-parser", "hermes", "Qwen3's <tool_call>{json}</tool_call> format.")]
+    if served_name:
+        flags.append(Flag("--served-model-name", served_name, "the name clients send as `model`."))
+    notes = (
+        "--tensor-parallel-size / --data-parallel-size: one CPU, nothing to split; the GPU plan sizes them.",
+        f"--gpu-memory-utilization: no GPU memory; the KV cache is VLLM_CPU_KVCACHE_SPACE={kv_cache_gib} GiB of RAM.",
+        "--async-scheduling: overlaps CPU scheduling with GPU work; here both are the same cores.",
+        "--kv-cache-dtype fp8 and FP8 checkpoints: FP8 tensor cores are a GPU feature.",
+        "--mm-encoder-tp-mode data: only with tensor parallelism over GPUs.",
+    )
+    return VllmPlan(model, Fit(1, 1, 0.0, 0.0, 0), max_model_len, {"image": images, "video": videos},
+                    tuple(flags), notes, (("VLLM_CPU_KVCACHE_SPACE", str(kv_cache_gib)),))
+
+
 def choose_backend(hw: Hardware, model: str | None = None) -> tuple[str, str]:
-    """``("vllm" | "transformers", reason)``: vLLM when it is installed, a CUDA GPU is present and
-    ``model`` (if given) is a Qwen3-VL checkpoint name; otherwise ``transformers serve`` (04)."""
+    """``("vllm" | "transformers", reason)``: vLLM when it is installed (here or in ``.venv-vllm``) and
+    either a CUDA GPU serves a Qwen3-VL checkpoint name or the CPU build serves any model (04);
+    otherwise ``transformers serve``."""
     if not hw.cuda:
-        return "transformers", f"no CUDA GPU (device: {hw.device}); vLLM needs one"
-    if not hw.vllm:
-        return "transformers", "vLLM is not installed (pip install -e '.[gpu]')"
+        if hw.vllm_env and hw.device == "cpu":
+            return "vllm", f"vLLM's CPU build in {hw.vllm_env} (make vllm); no CUDA GPU"
+        return "transformers", f"no CUDA GPU (device: {hw.device}) and no vLLM environment (make vllm)"
+    if not (hw.vllm or hw.vllm_env):
+        return "transformers", "vLLM is not installed (make vllm)"
     if model is not None and checkpoint(str(model)) is None:
         return "transformers", f"{model} is not a Qwen3-VL line-up checkpoint (the tiny model, a local folder)"
     return "vllm", f"vLLM is installed and {len(hw.gpus)} CUDA GPU(s) are present"
@@ -295,7 +355,7 @@ def transformers_command(model: str, host: str = "127.0.0.1", port: int = 8000,
 
 
 def _launch_spec(kind: str, model: str, host: str, port: int, plan: VllmPlan | None,
-                 extra: tuple[str, ...] = ()) -> tuple[list[str], dict[str, str], str]:
+                 extra: tuple[str, ...] = (), vllm_env: str | None = None) -> tuple[list[str], dict[str, str], str]:
     """argv, environment and the model name clients send, for ``start`` and ``make serve``."""
     from cookbook.settings import hf_cache_dir
 
@@ -309,7 +369,16 @@ def _launch_spec(kind: str, model: str, host: str, port: int, plan: VllmPlan | N
         return transformers_command(model, host, port, extra), env, model
     if plan.value("--hf-overrides"):
         env["VLLM_ALLOW_LONG_MAX_MODEL_LEN"] = "1"  # YaRN: a context beyond the config's 256K
-    return plan.command(host, port) + list(extra), env, plan.value("--served-model-name") or plan.model
+    env.update(dict(plan.env))
+    argv = plan.command(host, port) + list(extra)
+    argv[0] = vllm_executable(vllm_env)
+    return argv, env, plan.value("--served-model-name") or plan.model
+
+
+def vllm_executable(vllm_env: str | None = None) -> str:
+    """The ``vllm`` command of ``vllm_env`` (``hardware().vllm_env``), else ``vllm`` on the PATH."""
+    exe = Path(vllm_env or sys.prefix) / "bin" / "vllm"
+    return str(exe) if exe.exists() else "vllm"
 
 
 
@@ -436,11 +505,18 @@ def _get(url: str, timeout: float) -> tuple[int, str]:
         return e.code, e.read().decode(errors="replace")
 
 
-def wait_healthy(server: Server, timeout: float = 180.0, interval: float = 0.5) -> float:
+def wait_healthy(server: Server, timeout: float = 180.0, interval: float = 0.5,
+                 progress: float | None = None) -> float:
     """Poll ``/health`` until it answers 200; raise ``ServerError`` with the log tail if the process
-    dies or ``timeout`` seconds pass. Returns the seconds waited."""
+    dies or ``timeout`` seconds pass. Every ``progress`` seconds, print how long it has waited. Returns
+    the seconds waited."""
     t0 = time.monotonic()
+    said = t0
     while True:
+        if progress and time.monotonic() - said >= progress:
+            said = time.monotonic()
+            last = (server.logs(1) or "").strip()[-100:]
+            print(f"  waiting for {server.kind} serve on {server.url}: {said - t0:.0f} s | {last}", flush=True)
         if not server.running:
             raise ServerError(
                 f"{server.kind} serve exited with code {server.process.returncode} before it was "
@@ -468,11 +544,12 @@ def start(
     hw: Hardware | None = None,
     host: str = "127.0.0.1",
     port: int | None = None,
-    timeout: float = 180.0,
+    timeout: float | None = None,
     log_dir: str | os.PathLike | None = None,
     threads: int | None = None,
     extra: tuple[str, ...] = (),
     plan: VllmPlan | None = None,
+    progress: float | None = 30.0,
 ) -> Server:
     """Start ``transformers serve`` (or ``vllm serve``: ``kind="vllm"``/``"auto"``) for ``model`` on
     loopback, wait until ``/health`` answers, and return a ``Server`` (04_vllm_serving).
@@ -485,14 +562,17 @@ def start(
 
     _check_loopback(host)
     model = str(model)
+    hw = hw or hardware()
     if kind == "auto":
-        kind, _ = choose_backend(hw or hardware(), model)
+        kind, _ = choose_backend(hw, model)
     if kind not in ("transformers", "vllm"):
         raise ValueError(f"kind={kind!r}: use 'transformers', 'vllm' or 'auto'.")
     port = port or free_port(host)
     if kind == "vllm" and plan is None:
-        plan = vllm_plan(hw or hardware(), model)
-    argv, env, served = _launch_spec(kind, model, host, port, plan, extra)
+        plan = plan_for(hw, model)
+    if timeout is None:  # vLLM imports torch, vLLM and transformers in each process: minutes on a small CPU
+        timeout = 900.0 if kind == "vllm" else 180.0
+    argv, env, served = _launch_spec(kind, model, host, port, plan, extra, hw.vllm_env)
     if threads:
         env.update(OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
     logs = Path(log_dir) if log_dir else Path(tempfile.gettempdir()) / "cookbook-servers"
@@ -510,11 +590,19 @@ def start(
                     log_path=log_path, argv=argv, _log_file=log_file)
     _LIVE[id(server)] = server
     try:
-        server.started_s = wait_healthy(server, timeout=timeout)
+        server.started_s = wait_healthy(server, timeout=timeout, progress=progress)
     except BaseException:
         server.stop()
         raise
     return server
+
+
+def plan_for(hw: Hardware, model: str, served_name: str | None = None) -> VllmPlan:
+    """The vLLM plan ``start`` uses: ``vllm_plan`` on a CUDA GPU, ``cpu_plan`` on the CPU build; a Thinking
+    model (its name says so) gets the reasoning parser (04)."""
+    if hw.cuda:
+        return vllm_plan(hw, model, served_name=served_name)
+    return cpu_plan(model, reasoning="thinking" in Path(model).name.lower(), served_name=served_name)
 
 
 def running_servers() -> list[Server]:
@@ -558,10 +646,10 @@ def main(argv: list[str] | None = None) -> int:
     hw = hardware()
     model = local_model(args.model)
     backend, reason = choose_backend(hw, model) if args.backend == "auto" else (args.backend, "chosen with --backend")
-    plan = vllm_plan(hw, model, served_name=args.served_model_name) if backend == "vllm" else None
+    plan = plan_for(hw, model, args.served_model_name) if backend == "vllm" else None
     if plan is not None:
         print(plan.explain())
-    cmd, env, served = _launch_spec(backend, model, args.host, args.port, plan)
+    cmd, env, served = _launch_spec(backend, model, args.host, args.port, plan, vllm_env=hw.vllm_env)
     host = f"[{args.host}]" if ":" in args.host else args.host
     print(f"backend: {backend} ({reason})")
     print("$ " + " ".join(shlex.quote(a) for a in cmd))
@@ -571,8 +659,23 @@ def main(argv: list[str] | None = None) -> int:
           "  export COOKBOOK_API_KEY=EMPTY", flush=True)
     if args.dry_run:
         return 0
-    os.execvpe(cmd[0], cmd, env)
-    return 0  # not reached
+    # Started as a child, not exec'd: start-up shows progress, and Ctrl-C or SIGTERM stops the server's
+    # whole process group (vLLM's engine and workers included) before this exits.
+    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+    server = None
+    try:
+        server = start(model, kind=backend, hw=hw, host=args.host, port=args.port, plan=plan, progress=15.0)
+        print(f"{backend} serve is healthy after {server.started_s:.0f} s on {server.base_url}. Ctrl-C stops it.\n"
+              f"log: {server.log_path}", flush=True)
+        server.process.wait()
+        print(f"{backend} serve exited with code {server.process.returncode}; last lines:\n{server.logs(20)}")
+        return server.process.returncode or 1
+    except KeyboardInterrupt:
+        print(f"\nstopping {backend} serve ...", flush=True)
+        return 0
+    finally:
+        if server is not None:
+            server.stop()
 
 
 if __name__ == "__main__":

@@ -366,23 +366,25 @@ def _write_checkpoint(folder: Path, flavour: str) -> None:
     )
     ids = {text: tokenizer.convert_tokens_to_ids(text) for text, _ in SPECIAL_TOKENS}
 
-    # Sizes: transformers' own Qwen3-VL test model; features: the released 2B/4B configs.
+    # Features: the released 2B/4B configs. Sizes: as small as vLLM's CPU attention accepts (it
+    # needs head_dim 64 or more; 8 gives "Unsupported CPU attention configuration"), so vLLM serves
+    # the same tiny model as transformers (04): hidden 256 = 4 heads x 64, 1.7M parameters.
     config = Qwen3VLConfig(
         text_config={
             "vocab_size": len(tokenizer),
-            "hidden_size": 64,
-            "intermediate_size": 128,
+            "hidden_size": 256,
+            "intermediate_size": 512,
             "num_hidden_layers": 2,
             "num_attention_heads": 4,
             "num_key_value_heads": 2,
-            "head_dim": 8,
+            "head_dim": 64,
             "hidden_act": "silu",
             "max_position_embeddings": 262144,
             "rms_norm_eps": 1e-6,
             "rope_parameters": {
                 "rope_type": "default",
                 "rope_theta": 5_000_000.0,
-                "mrope_section": [2, 1, 1],  # sums to head_dim / 2, like [24, 20, 20] for 128
+                "mrope_section": [16, 8, 8],  # sums to head_dim / 2, like [24, 20, 20] for 128
                 "mrope_interleaved": True,
             },
             "tie_word_embeddings": True,
@@ -401,7 +403,7 @@ def _write_checkpoint(folder: Path, flavour: str) -> None:
             "patch_size": 16,
             "spatial_merge_size": 2,
             "temporal_patch_size": 2,
-            "out_hidden_size": 64,
+            "out_hidden_size": 256,
             "num_position_embeddings": 2304,
             "deepstack_visual_indexes": [0, 1],  # fed into text layers 0 and 1
         },

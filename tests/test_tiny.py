@@ -207,8 +207,9 @@ def test_config_has_the_real_architecture_features(loaded):
     text, vision = config.text_config, config.vision_config
     rope = text.rope_parameters
     assert rope["mrope_interleaved"] is True
-    assert rope["mrope_section"] == [2, 1, 1] and sum(rope["mrope_section"]) == text.head_dim // 2
-    assert (text.num_hidden_layers, text.head_dim) == (2, 8)
+    assert rope["mrope_section"] == [16, 8, 8] and sum(rope["mrope_section"]) == text.head_dim // 2
+    # head_dim 64: the smallest vLLM's CPU attention serves (04 runs vLLM on this same model)
+    assert (text.num_hidden_layers, text.head_dim) == (2, 64)
     assert (text.num_attention_heads, text.num_key_value_heads) == (4, 2)
     assert vision.patch_size == 16 and vision.spatial_merge_size == 2
     assert vision.temporal_patch_size == 2
