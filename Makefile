@@ -14,7 +14,7 @@ PORT   ?= 8000
 LAB_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help setup system lock test-latest lab test unit notebooks lab-test smoke serve gpu-check lint strip clean
+.PHONY: help setup system lock test-latest book lab test unit notebooks lab-test smoke serve gpu-check lint strip clean
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  make %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -48,16 +48,21 @@ test-latest: ## the unit tests and notebooks on the newest releases (in .venv-la
 lab: $(STAMP) ## open JupyterLab on notebooks/ (LAB_ARGS="--no-browser --port 8888" to pass options)
 	$(VENV)/bin/jupyter lab notebooks/ $(if $(filter 0,$(shell id -u)),--allow-root) $(LAB_ARGS)
 
-test: unit notebooks lab-test ## unit tests, every notebook headless, then every notebook in JupyterLab in Chromium (smoke mode)
+test: unit notebooks lab-test book ## unit tests, every notebook headless, every notebook in JupyterLab in Chromium, the book (smoke mode)
 
 unit: $(STAMP) ## unit tests only
-	$(SMOKE_ENV) $(PY) -m pytest -q --ignore=tests/lab
+	$(SMOKE_ENV) $(PY) -m pytest -q --ignore=tests/lab --ignore=tests/book
 
 notebooks: $(STAMP) ## every notebook headless with nbmake (smoke mode)
 	$(SMOKE_ENV) $(PY) -m pytest -q --nbmake --nbmake-timeout=900 --durations=0 $(NOTEBOOKS)
 
 lab-test: $(STAMP) ## the learner's path: JupyterLab as `make lab` starts it, each notebook run in Chromium
 	$(SMOKE_ENV) $(PY) -m pytest -q --durations=0 tests/lab
+
+book: $(STAMP) ## the notebooks as `make lab-test` executed them, as a static site in build/book, checked in Chromium
+	$(SMOKE_ENV) $(PY) scripts/build_book.py
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict --quiet
+	$(SMOKE_ENV) $(PY) -m pytest -q tests/book
 
 smoke: $(STAMP) ## run every notebook in smoke mode and keep executed copies under build/
 	@mkdir -p build

@@ -28,6 +28,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
 WIDGET = "application/vnd.jupyter.widget-view+json"
+EXECUTED = ROOT / "build" / "executed"  # each notebook as JupyterLab saved it after a passing run
 RUN_LIMIT_S = 1200  # one notebook; the slowest smoke run takes a few minutes
 
 
@@ -253,3 +254,6 @@ def test_notebook_runs_in_jupyterlab(lab, path, tmp_path):
     if path.name.startswith("02_"):  # the settings panel: a preset dropdown, five sliders, a Run button
         assert facts["controls"]["dropdowns"] >= 1 and facts["controls"]["sliders"] >= 5
         assert facts["controls"]["buttons"] >= 1
+    # the run passed: keep it, outputs and widget state included, for `make book` (build/executed/)
+    EXECUTED.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(lab.folder / path.name, EXECUTED / path.name)
