@@ -2,7 +2,8 @@
 score with SSIM in place of CLIP, and a refine loop.
 
 Rendering uses the shared Chromium (``cookbook.browser``) with JavaScript off and every request
-aborted. The score follows Design2Code (Si et al., NAACL 2025, ``metrics/visual_score.py``): text
+aborted. The score follows Design2Code (Si et al., NAACL 2025; ``NoviScl/Design2Code``,
+``Design2Code/metrics/visual_score.py``): text
 blocks read from both rendered DOMs, matched one-to-one, then block-match, text, position and colour,
 each in [0, 1], averaged with an image similarity.
 """
