@@ -266,15 +266,11 @@ def misfit(arguments: dict, tool: dict[str, Any]) -> str | None:
 
 
 def parse_tool_calls(text: str, tools: list[dict[str, Any]] | None = None) -> list[dict]:
-    """Every ``<tool_call>`` in a reply as ``{"name": ..., "arguments": {...}}``, in order (05).
-
-    Accepts a Thought/Action preamble, several calls, arguments given as a JSON string, and a last
-    block whose ``</tool_call>`` or braces were cut off by the token budget (repaired with
-    json-repair). Each call is then checked against its tool's schema (``tools``, by default the
-    official ``mobile_use`` and ``computer_use``; other names pass unchecked): a call that does not
-    fit, such as a repaired ``"coordinate": [500]``, raises ``ParseError``, as does a reply with no
-    usable call. The message quotes the text.
-    """
+    """Every ``<tool_call>`` in a reply as ``{"name": ..., "arguments": {...}}``, in order (05): after a
+    Thought/Action preamble, several per reply, arguments as a JSON string, the last one cut off by the
+    budget (json-repair). Each call must fit its tool's schema (``tools``; by default the official
+    ``mobile_use`` and ``computer_use``, other names unchecked): a misfit such as a repaired
+    ``"coordinate": [500]``, or no usable call, raises ``ParseError`` quoting the text."""
     from json_repair import repair_json
 
     by_name = {t["function"]["name"]: t for t in tools} if tools is not None else \

@@ -162,14 +162,12 @@ def read_pages(model: Any, processor: Any, pages: list[Any], prompt: str, max_ne
 # ---------------------------------------------------------------- parsing the model's formats
 # saved in cookbook/documents.py
 def parse_html(text: str, width: int, height: int, scale: float | tuple[float, float] = SCALE) -> list[dict]:
-    """Elements of a ``qwenvl html`` answer that carry ``data-bbox="x1 y1 x2 y2"``: each as
-    ``{"label": tag, "class", "text", "box"}`` in pixels of a ``width`` x ``height`` page (09).
-
-    Accepts the answer fenced in ```html or bare, cut off or complete. Qwen3-VL writes every block
-    as ``<div class="text|image|table|..." data-bbox>`` on a 0-1000 grid and wraps each table as
-    ``<div class="table" data-bbox><table>...</table></div>``; a boxed element that is or holds a
-    ``<table>`` keeps that table's ``html``. Qwen2.5-VL writes ``<h1>``, ``<p>``... with boxes in
-    pixels of the model's input: pass that input's (width, height) as ``scale``."""
+    """Elements of a ``qwenvl html`` answer with ``data-bbox="x1 y1 x2 y2"``, each ``{"label": tag,
+    "class", "text", "box"}`` in pixels of a ``width`` x ``height`` page, fenced or bare, cut off or not (09).
+    Qwen3-VL writes ``<div class="text|image|table" data-bbox>`` on a 0-1000 grid, a table as a plain
+    ``<table>`` inside ``<div class="table">``: a boxed element that is or holds a table keeps its
+    ``html``. Qwen2.5-VL boxed ``<h1>``, ``<p>``... in pixels of its input: pass that (width, height)
+    as ``scale``."""
     from bs4 import BeautifulSoup
 
     sx, sy = (scale, scale) if isinstance(scale, (int, float)) else scale

@@ -89,15 +89,12 @@ def _json_part(text: str) -> tuple[str, list[str]]:
 
 
 def parse(text: str, width: int, height: int, scale: float | tuple[float, float] = SCALE) -> list[dict]:
-    """Items from the model's JSON answer, ``bbox_2d``/``point_2d`` turned into pixels of a
-    ``width`` x ``height`` image as ``box`` [x1, y1, x2, y2] / ``point`` [x, y]; other keys are kept (08).
-
-    Accepts a JSON list of objects, one object, objects one per line, or a bare [x1, y1, x2, y2],
-    fenced in ```json or not; Python-style trailing commas and other slips are repaired with
-    json-repair, and ``bbox_3d`` (9 numbers) is kept as given. ``scale`` is the coordinate frame:
-    1000 for Qwen3-VL, 999 for the OCR cookbook's text spotting, or (width, height) of the model's
-    input for Qwen2.5-VL's absolute pixels. ``.notes`` lists every repair; an answer cut off by the
-    token budget keeps its complete objects and warns "truncated"."""
+    """Items of the model's JSON answer in pixels of a ``width`` x ``height`` image: ``bbox_2d`` as
+    ``box`` [x1, y1, x2, y2], ``point_2d`` as ``point`` [x, y], ``bbox_3d`` and other keys kept (08).
+    Accepts a list, one object, objects one per line or a bare [x1, y1, x2, y2], fenced or not, slips
+    repaired by json-repair (``.notes`` lists them; a cut-off answer keeps its complete objects and
+    warns "truncated"). ``scale``: 1000 (Qwen3-VL), 999 (the OCR cookbook's spotting), or the model
+    input's (width, height) for Qwen2.5-VL's absolute pixels."""
     import json_repair
 
     sx, sy = (scale, scale) if isinstance(scale, (int, float)) else scale

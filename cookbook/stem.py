@@ -92,14 +92,11 @@ def boxed(text: str) -> str | None:
 
 
 def extract_answer(text: str, thinking: bool = False) -> str:
-    """The final answer of a reply (10). Read after ``</think>``, the first rule that applies:
-
-    the last ``\\boxed{}`` / ``\\fbox{}``; the last "the answer is X" / "Answer: X" / "Final Answer: X",
-    markdown bold allowed around the marker and the answer ("**Final Answer**: **No**, because..."
-    gives the bold "No"); "option C", "choice (C)", "... is (C)"; else the last line. An option
-    letter alone or leading its option's text ("C", "(C)", "B. Blue.") comes back as the letter.
-    ``thinking=True`` (a Thinking model's reply): no ``</think>`` means the budget cut the reasoning,
-    so there is no answer yet and "" comes back.
+    """The final answer of a reply, after ``</think>`` (10): the last ``\\boxed{}``/``\\fbox{}``; else the
+    last "answer is X" / "Answer: X" / "Final Answer: X", bold allowed ("**Final Answer**: **No**, ..."
+    gives "No"); else "option C", "choice (C)", "... is (C)"; else the last line. A letter alone or
+    before its option's text ("(C)", "B. Blue.") comes back as the letter. ``thinking=True``: no
+    ``</think>`` means the budget cut the reasoning, so "" comes back.
     """
     if "</think>" in text:
         text = text.rsplit("</think>", 1)[1]
