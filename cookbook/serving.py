@@ -307,6 +307,11 @@ def cpu_plan(model: str, *, images: int = 2, videos: int = 1, max_model_len: int
         flags.append(Flag("--media-io-kwargs", json.dumps({"video": {"num_frames": -1}}),
                           "keep every frame of a video_url; the processor samples them (2 fps, or per request "
                           "mm_processor_kwargs fps/do_sample_frames). Without it vLLM pre-samples 32 frames."))
+        flags.append(Flag("--trust-request-mm-kwargs", None, "vLLM 0.32 refuses a request's own mm_processor_kwargs "
+                          "(fps, do_sample_frames) without it; only for clients you trust."))
+    flags.append(Flag("--structured-outputs-config", json.dumps({"disable_any_whitespace": True}),
+                      "JSON answers (response_format, tool_choice='required') without free whitespace: a weak model "
+                      "can otherwise fill max_tokens with blank lines inside valid JSON."))
     if reasoning:
         flags.append(Flag("--reasoning-parser", "deepseek_r1", "the template opens <think> in the prompt, so the "
                           "output has only </think>; this parser splits reasoning from the answer."))
@@ -402,6 +407,18 @@ def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as s:
         s.bind((host, 0))
         return s.getsockname()[1]
+
+
+def port_free(host: str, port: int) -> bool:
+    """True when nothing listens on ``host:port``: a bind as servers do it (``SO_REUSEADDR``, so a
+    closed connection's TIME_WAIT does not count) succeeds (04)."""
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind((host, port))
+        except OSError:
+            return False
+    return True
 
 
 def _die_with_parent() -> None:
@@ -568,6 +585,9 @@ def start(
     if kind not in ("transformers", "vllm"):
         raise ValueError(f"kind={kind!r}: use 'transformers', 'vllm' or 'auto'.")
     port = port or free_port(host)
+    if not port_free(host, port):  # else /health would be answered by that server, and "healthy" a lie
+        raise ServerError(f"port={port}: something already listens on {host}:{port}; pass another port, "
+                          "or none for a free one.")
     if kind == "vllm" and plan is None:
         plan = plan_for(hw, model)
     if timeout is None:  # vLLM imports torch, vLLM and transformers in each process: minutes on a small CPU

