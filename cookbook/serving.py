@@ -309,7 +309,7 @@ def cpu_plan(model: str, *, images: int = 2, videos: int = 1, max_model_len: int
                           "mm_processor_kwargs fps/do_sample_frames). Without it vLLM pre-samples 32 frames."))
         flags.append(Flag("--trust-request-mm-kwargs", None, "vLLM 0.32 refuses a request's own mm_processor_kwargs "
                           "(fps, do_sample_frames) without it; only for clients you trust."))
-    flags.append(Flag("--structured-outputs-config", json.dumps({"disable_any_whitespace": True}),
+    flags.append(Flag("--structured-outputs-config", json.dumps({"backend": "xgrammar", "disable_any_whitespace": True}),
                       "JSON answers (response_format, tool_choice='required') without free whitespace: a weak model "
                       "can otherwise fill max_tokens with blank lines inside valid JSON."))
     if reasoning:
