@@ -138,12 +138,25 @@ def page_image(src: Any, min_tokens: int = PAGE_TOKENS[0], max_tokens: int = PAG
 
 
 def pdf_pages(path: str | Path, dpi: int = 144) -> list[Any]:
-    """Every page of a PDF rendered to a PIL image with pypdfium2, at ``dpi`` dots per inch (09)."""
+    """Every page of a PDF rendered to a PIL image with pypdfium2, at ``dpi`` dots per inch (09).
+    A file PDFium cannot read raises the cookbook's ``InputError`` naming it."""
     import pypdfium2 as pdfium
 
-    pdf = pdfium.PdfDocument(str(path))
+    from cookbook.messages import InputError
+
+    if not (isinstance(dpi, (int, float)) and 0 < dpi <= 1200):  # NaN fails too
+        raise InputError(f"dpi={dpi!r}: expected a resolution between 1 and 1200 dots per inch")
+    try:
+        pdf = pdfium.PdfDocument(str(path))
+    except FileNotFoundError as err:
+        raise InputError(f"PDF {path}: no such file.") from err
+    except pdfium.PdfiumError as err:  # PDFium's message does not say which file
+        raise InputError(f"PDF {path}: not readable ({str(err).rstrip('.')}): a truncated download or not a PDF. "
+                         "Fetch it again, or open it in a PDF viewer to check it.") from err
     try:
         return [page.render(scale=dpi / 72).to_pil().convert("RGB") for page in pdf]
+    except pdfium.PdfiumError as err:
+        raise InputError(f"PDF {path}: a page could not be rendered ({err}).") from err
     finally:
         pdf.close()
 

@@ -8,6 +8,7 @@ an estimate can be checked against a model instantiated here: the weight term mu
 from __future__ import annotations
 
 import math
+import numbers
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, fields, replace
@@ -350,6 +351,11 @@ def quantized_parameters(config: Any) -> int:
 def smart_resize(height: int, width: int, factor: int = 32, min_pixels: int = IMAGE_MIN_PIXELS,
                  max_pixels: int = IMAGE_MAX_PIXELS, frames: int = 1, temporal_factor: int = 1) -> tuple[int, int]:
     """Resized (height, width): multiples of ``factor``, frames*H*W within [min_pixels, max_pixels]."""
+    for name, value, least in (("height", height, 1), ("width", width, 1), ("factor", factor, 1),
+                               ("frames", frames, 1), ("temporal_factor", temporal_factor, 1),
+                               ("min_pixels", min_pixels, 0), ("max_pixels", max_pixels, 1)):
+        if not (isinstance(value, numbers.Real) and value >= least and (math.isfinite(value) or name == "max_pixels")):
+            raise ValueError(f"{name}={value!r}: expected a number of at least {least}")  # NaN and 0 included
     if temporal_factor > 1 and (height < factor or width < factor):  # the video processor's rule
         scale = max(factor / height, factor / width)
         height, width = int(height * scale), int(width * scale)

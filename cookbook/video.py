@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import math
+import numbers
 import re
 from collections.abc import Sequence
 from fractions import Fraction
@@ -289,13 +290,23 @@ def frame_indices(total_frames: int, video_fps: float, fps: float = 2.0, *, min_
                   end: float | None = None) -> list[int]:
     """The frames qwen-vl-utils samples (07): ``fps`` per second of the segment [start, end],
     clamped to [min_frames, max_frames], an even number, spread evenly from first to last."""
+    for name, value in (("total_frames", total_frames), ("video_fps", video_fps), ("fps", fps)):
+        if not (isinstance(value, numbers.Real) and math.isfinite(value) and value > 0):  # 0, NaN, -1
+            raise ValueError(f"{name}={value!r}: expected a positive number")
+    for name, value in (("max_frames", max_frames), ("nframes", nframes)):
+        if value is not None and not (isinstance(value, numbers.Integral) and value >= 2):
+            raise ValueError(f"{name}={value!r}: a video needs at least 2 frames (temporal patch 2)")
+    for name, value in (("start", start), ("end", end)):
+        if value is not None and not (isinstance(value, numbers.Real) and math.isfinite(value)):
+            raise ValueError(f"{name}={value!r}: expected a time in seconds")
     first = 0 if start is None else math.ceil(min(max(start, 0.0), total_frames / video_fps) * video_fps)
     last = total_frames - 1
     if end is not None:
         last = min(math.floor(min(max(end, 0.0), total_frames / video_fps) * video_fps), total_frames - 1)
     if first >= last:
         raise ValueError(f"no frames between {start or 0} s and {total_frames / video_fps if end is None else end} s "
-                         f"of a {total_frames / video_fps:.2f} s video")
+                         f"of a {total_frames / video_fps:.2f} s video. Pick start/end inside "
+                         f"0-{total_frames / video_fps:.2f} s")
     count = last - first + 1
     if nframes is not None:
         n = round(nframes / 2) * 2
@@ -304,7 +315,8 @@ def frame_indices(total_frames: int, video_fps: float, fps: float = 2.0, *, min_
         n = min(max(wanted, math.ceil(min_frames / 2) * 2), max_frames // 2 * 2, count)
         n = int(n // 2 * 2)
     if not 2 <= n <= count:
-        raise ValueError(f"{n} frames asked from a segment of {count}; a video needs at least 2")
+        raise ValueError(f"{n} frames asked from a segment of {count} (fps={fps}, min_frames={min_frames}, "
+                         f"nframes={nframes}); a video needs 2 to {count}")
     return np.linspace(first, last, n).round().astype(int).tolist()
 
 
@@ -333,8 +345,8 @@ def read_video(path: str | Path, fps: float = 2.0, *, start: float | None = None
     try:
         indices = frame_indices(info["frames"], info["fps"], fps, min_frames=min_frames,
                                 max_frames=max_frames, nframes=nframes, start=start, end=end)
-    except ValueError as err:
-        raise VideoError(f"{path}: {err}. Pick start/end inside 0-{info['duration']:.2f} s") from err
+    except ValueError as err:  # the message names the argument to change
+        raise VideoError(f"{path}: {err}") from err
     height, width = info["height"], info["width"]
     if resize:
         height, width = frame_size(height, width, len(indices), max_pixels=max_pixels, total_pixels=total_pixels)
