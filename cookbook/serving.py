@@ -305,10 +305,9 @@ def cpu_plan(model: str, *, images: int = 2, videos: int = 1, max_model_len: int
     ]
     if videos:
         flags.append(Flag("--media-io-kwargs", json.dumps({"video": {"num_frames": -1}}),
-                          "keep every frame of a video_url; the processor samples them (2 fps, or per request "
-                          "mm_processor_kwargs fps/do_sample_frames). Without it vLLM pre-samples 32 frames."))
-        flags.append(Flag("--trust-request-mm-kwargs", None, "vLLM 0.32 refuses a request's own mm_processor_kwargs "
-                          "(fps, do_sample_frames) without it; only for clients you trust."))
+                          "no fixed frame count: vLLM 0.32's Qwen3-VL video loader samples a video_url at 2 frames "
+                          "per second and passes the real frame indices on (a 3 s clip at 10 fps: frames 0, 6, 12, "
+                          "17, 23, 29)."))
     flags.append(Flag("--structured-outputs-config", json.dumps({"backend": "xgrammar", "disable_any_whitespace": True}),
                       "JSON answers (response_format, tool_choice='required') without free whitespace: a weak model "
                       "can otherwise fill max_tokens with blank lines inside valid JSON."))
