@@ -154,7 +154,10 @@ async def new_page(browser: Any, *, width: int = 1280, height: int = 800, scale:
         if found is None or urlsplit(entry).path not in ("", "/") or urlsplit(entry).username is not None:
             raise ValueError(f"allow={entry!r}: give an origin such as 'http://127.0.0.1:8765' (no path, no user)")
         origins.append(found)
-    bypass = ",".join(f"{s}://[{h}]:{p}" if ":" in h else f"{s}://{h}:{p}" for s, h, p in origins)
+    # an http(s) origin's WebSockets (JupyterLab's kernel channel) are the same origin: ws(s)://
+    schemes = {"http": ("http", "ws"), "https": ("https", "wss")}
+    bypass = ",".join(f"{x}://[{h}]:{p}" if ":" in h else f"{x}://{h}:{p}"
+                      for s, h, p in origins for x in schemes.get(s, (s,)))
     context = await browser.new_context(
         viewport={"width": width, "height": height}, device_scale_factor=scale,
         is_mobile=mobile, has_touch=mobile, java_script_enabled=javascript,
