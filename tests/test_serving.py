@@ -324,3 +324,38 @@ def test_the_llm_literal_in_04_is_what_the_plan_prints_for_one_l4():
     plan = sv.vllm_plan(machine("L4", 24, (8, 9)), "Qwen/Qwen3-VL-8B-Instruct-FP8", images=1, videos=2)
     assert literal == plan.llm_call()
     assert "limit_mm_per_prompt={'image': 1, 'video': 2}" in literal  # the prompt's one image and two videos
+
+
+# ----------------------------------------------------------------------------- vLLM's CPU build (#22)
+
+
+def test_the_cpu_build_is_chosen_when_its_environment_exists():
+    assert sv.choose_backend(cb.Hardware("cpu", vllm_env="/x/.venv-vllm")) == (
+        "vllm", "vLLM's CPU build in /x/.venv-vllm (make vllm); no CUDA GPU")
+    assert sv.choose_backend(cb.Hardware("mps", vllm_env="/x/.venv-vllm"))[0] == "transformers"
+    assert "make vllm" in sv.choose_backend(cb.Hardware("cpu"))[1]
+
+
+def test_the_cpu_plan_leaves_gpu_flags_out_and_says_why():
+    plan = sv.cpu_plan("/m/qwen3-vl-tiny-thinking-x", reasoning=True, served_name="q")
+    flags = _flags(plan)
+    assert not {"--tensor-parallel-size", "--gpu-memory-utilization", "--async-scheduling"} & set(flags)
+    assert flags["--reasoning-parser"] == "deepseek_r1" and flags["--tool-call-parser"] == "hermes"
+    assert "--enforce-eager" in flags and flags["--dtype"] == "float32"
+    assert dict(plan.env) == {"VLLM_CPU_KVCACHE_SPACE": "1"}
+    assert all(any(g in n for n in plan.notes) for g in ("--tensor-parallel-size", "--gpu-memory-utilization"))
+    assert plan.shell().startswith("vllm serve /m/qwen3-vl-tiny-thinking-x \\\n  --max-model-len 4096")
+    kw = plan.llm_kwargs()
+    assert "gpu_memory_utilization" not in kw and kw["enforce_eager"] is True and kw["dtype"] == "float32"
+    assert sv.plan_for(cb.Hardware("cpu"), "/m/qwen3-vl-tiny-thinking-x").value("--reasoning-parser") == "deepseek_r1"
+    assert sv.plan_for(cb.Hardware("cpu"), "/m/qwen3-vl-tiny-instruct-x").value("--reasoning-parser") is None
+
+
+def test_the_vllm_command_runs_from_its_environment(tmp_path):
+    exe = tmp_path / "bin" / "vllm"
+    exe.parent.mkdir()
+    exe.write_text("#!/bin/sh\n")
+    argv, env, served = sv._launch_spec("vllm", "/m/tiny", "127.0.0.1", 8001, sv.cpu_plan("/m/tiny"),
+                                        vllm_env=str(tmp_path))
+    assert argv[:3] == [str(exe), "serve", "/m/tiny"] and argv[-4:] == ["--host", "127.0.0.1", "--port", "8001"]
+    assert env["VLLM_CPU_KVCACHE_SPACE"] == "1" and served == "/m/tiny"
