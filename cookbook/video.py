@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from cookbook.messages import InputError
+from cookbook.replies import bounded, json_ready
 
 # ---------------------------------------------------------------------------------------------
 # Ground truth: a clip whose content says what happens when (plumbing, not a lesson)
@@ -400,18 +401,25 @@ def contact_sheet(frames: Sequence[np.ndarray], times: Sequence[float], cols: in
 # ---------------------------------------------------------------------------------------------
 
 
+class ParseError(ValueError):
+    """A model's time, span or dense captions that cannot be read; the message quotes it (07)."""
+
+
 _TIME = re.compile(r"^\s*<?\s*(?:(\d+):)??(?:(\d+):)?(\d+(?:\.\d+)?)\s*(seconds?|s)?\s*>?\s*$")
 
 
 def parse_time(text: str) -> float:
     """Seconds from ``mm:ss.ff``, ``m:ss``, ``hh:mm:ss(.f)``, ``12.5`` or the processor's
-    ``<12.5 seconds>`` (07). Raises ``ValueError`` for anything else."""
-    m = _TIME.match(str(text))
+    ``<12.5 seconds>`` (07). Raises ``ParseError`` (a ``ValueError``) for anything else."""
+    text = str(text).strip()
+    if len(text) > 40:  # no time is longer; bounded, the pattern cannot backtrack for long
+        raise ParseError(f"not a time: {text[:60]!r}... ({len(text)} characters)")
+    m = _TIME.match(text)
     if not m or (m.group(4) and (m.group(1) or m.group(2))):
-        raise ValueError(f"not a time: {text!r} (expected mm:ss.ff, hh:mm:ss or <t seconds>)")
+        raise ParseError(f"not a time: {text!r} (expected mm:ss.ff, hh:mm:ss or <t seconds>)")
     hours, minutes, seconds = m.group(1), m.group(2), float(m.group(3))
     if minutes is not None and seconds >= 60 or hours is not None and int(minutes) >= 60:
-        raise ValueError(f"not a time: {text!r} (seconds and minutes run to 59)")
+        raise ParseError(f"not a time: {text!r} (seconds and minutes run to 59)")
     return int(hours or 0) * 3600 + int(minutes or 0) * 60 + seconds
 
 
@@ -428,12 +436,17 @@ def parse_span(text: str) -> tuple[float, float] | None:
 
     Accepts ``mm:ss.ff`` and ``hh:mm:ss`` clocks, ``N seconds`` / ``N s`` each, and two numbers
     sharing one unit: "64.0 - 72.0 seconds", "from 64 to 72 s", "between 64 and 72 seconds"."""
-    number = r"\d+(?:\.\d+)?"
-    unit = r"\s*(?:seconds?|secs?|s)\b"
-    pattern = (rf"(?P<pair>(?P<a>{number})\s*(?:-|–|to|and)\s*(?P<b>{number}){unit})"
-               rf"|(?P<one>\d+(?::\d{{1,2}}){{1,2}}(?:\.\d+)?|{number}{unit})")
+    text = bounded(text, ParseError)
+    # Possessive runs (\d++, \s*+) and no start inside a number: each character is looked at a
+    # bounded number of times, so a page of digits or spaces is read in linear time.
+    number = r"\d++(?:\.\d++)?"
+    unit = r"\s*+(?:seconds?|secs?|s)\b"
+    pattern = (rf"(?<![\d.])(?:(?P<pair>(?P<a>{number})\s*+(?:-|–|to|and)\s*+(?P<b>{number}){unit})"
+               rf"|(?P<one>\d++(?::\d{{1,2}}){{1,2}}(?:\.\d++)?|{number}{unit}))")
     times: list[float] = []
     for m in re.finditer(pattern, text):
+        if len(times) >= 2:
+            break
         if m.group("pair"):
             times += [float(m.group("a")), float(m.group("b"))]
         else:
@@ -462,9 +475,10 @@ def parse_dense_captions(text: str) -> list[dict[str, Any]]:
     Accepts Qwen3-VL's ``{"mm:ss.ff - mm:ss.ff": "caption", ...}`` (a list of such objects too) and
     Qwen2.5-VL's ``[{"start_time": "mm:ss.ff", "end_time": ..., "description": ...}]``, fenced or
     not, repaired with json-repair; an event whose times do not read is skipped. Text with no JSON
-    gives []; JSON objects in neither shape raise ``ValueError``."""
+    gives []; JSON objects in neither shape, or nested past reason, raise ``ParseError``."""
     import json_repair
 
+    text = json_ready(text, ParseError)
     fence = re.search(r"```(?:json)?\s*(.*?)(?:```|$)", text, re.S)
     data = json_repair.loads(fence.group(1) if fence else text)
     items = [item for item in (data if isinstance(data, list) else [data]) if isinstance(item, dict)]
@@ -473,7 +487,7 @@ def parse_dense_captions(text: str) -> list[dict[str, Any]]:
         if "start_time" in item or "end_time" in item:
             try:
                 start, end = parse_time(item.get("start_time", "")), parse_time(item.get("end_time", ""))
-            except ValueError:
+            except ParseError:
                 continue
             events.append({"start": min(start, end), "end": max(start, end),
                            "event": str(item.get("description", item.get("caption", "")))})
@@ -483,7 +497,7 @@ def parse_dense_captions(text: str) -> list[dict[str, Any]]:
             if span is not None:
                 events.append({"start": span[0], "end": span[1], "event": str(caption)})
     if items and not events:
-        raise ValueError(f"dense captions in no known shape: {text[:200]!r}; expected "
+        raise ParseError(f"dense captions in no known shape: {text[:200]!r}; expected "
                          '{"mm:ss.ff - mm:ss.ff": "caption"} or [{"start_time", "end_time", "description"}]')
     return sorted(events, key=lambda e: e["start"])
 
