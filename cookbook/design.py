@@ -38,12 +38,31 @@ def reference(name: str) -> tuple[str, Path]:
     return asset(f"designs/{name}.html").read_text(encoding="utf-8"), folder() / f"{name}.png"
 
 
+class ParseError(ValueError):
+    """An answer with no HTML in it; the message quotes the answer (06)."""
+
+
 def extract_html(text: str) -> str:
     """The HTML in a model's answer: the last fenced code block (an unclosed fence counts), else a
-    bare document; a ``ValueError`` quoting the text when there is none (06)."""
+    bare document; a ``ParseError`` (a ``ValueError``) quoting the text when there is none (06)."""
     import re
 
-    blocks = re.findall(r"```[ \t]*([\w+-]*)[^\n]*\n(.*?)(?:```|\Z)", text, flags=re.DOTALL)
+    from cookbook.replies import bounded
+
+    text = bounded(text, ParseError)
+    # Fences are found with str.find, each character read once: a regular expression looking for
+    # "```lang\n" backtracks quadratically over a run of backticks, a known way for a model to fail.
+    blocks, at = [], 0
+    while (start := text.find("```", at)) >= 0:
+        eol = text.find("\n", start + 3)
+        if eol < 0:
+            break                                         # no line after the fence: no code in it
+        end = text.find("```", eol + 1)                   # an unclosed fence runs to the end
+        lang = re.match(r"[ \t]*([\w+-]*)", text[start + 3:eol]).group(1)
+        blocks.append((lang, text[eol + 1:] if end < 0 else text[eol + 1:end]))
+        if end < 0:
+            break
+        at = end + 3
     html = [body for lang, body in blocks if lang.lower() in ("html", "htm", "")]
     if html and html[-1].strip():
         return html[-1].strip()
@@ -51,7 +70,7 @@ def extract_html(text: str) -> str:
     if bare:
         return bare.group(0).strip()
     shown = text if len(text) <= 200 else text[:200] + "..."
-    raise ValueError(f"no HTML code in the answer: {shown!r}")
+    raise ParseError(f"no HTML code in the answer: {shown!r}")
 
 
 @dataclass(frozen=True)
