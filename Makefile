@@ -17,7 +17,7 @@ LAB_ARGS ?=
 .PHONY: help setup system lock test-latest book lab test unit notebooks lab-test smoke serve gpu-check lint strip clean
 
 help: ## list the targets
-	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  make %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  make %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 # `make setup` installs the versions CI tested (requirements/lock.txt), then the system pieces
 # (fonts, FFmpeg, FriBiDi, Chromium): as root with apt-get it installs them, anywhere else it stops
