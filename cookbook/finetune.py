@@ -155,22 +155,25 @@ METHODS = {
 
 
 def lora_parameters(config: Any, rank: int) -> int:
-    """Parameters LoRA of ``rank`` adds to every language-model linear: rank x (in + out) each (13)."""
-    return sum(rank * (rows + cols) * count for rows, cols, count in _quantized_matrices(shape(config)))
+    """Parameters LoRA of ``rank`` adds to every language-model ``nn.Linear``: rank x (in + out) each.
+    MoE experts are fused 3D weights in transformers 5, not ``nn.Linear``: they are left out (13)."""
+    s = shape(config)
+    matrices = _quantized_matrices(s)[: 3 + (2 if s.layers > s.n_moe_layers else 0)]   # attention, dense MLP
+    return sum(rank * (rows + cols) * count for rows, cols, count in matrices)
 
 
 def activation_bytes(config: Any, tokens: int, dtype_bytes: int = 2, checkpointing: bool = True,
                      train_vision: bool = False, visual_tokens: int = 0) -> int:
     """Activations kept for the backward pass over ``tokens`` (all sequences of the batch): per layer
     norms 4h, q/k/v before and after RoPE 2(q+2kv), attention out q, MLP 4i; with gradient
-    checkpointing only each layer's input h plus one layer recomputed; logits vocab x (bytes + 8) (13)."""
+    checkpointing only each layer's input h plus one layer recomputed; logits vocab x (bytes + 12) (13)."""
     s = shape(config)
     q, kv = s.heads * s.head_dim, s.kv_heads * s.head_dim
     per_layer = 4 * s.hidden + 2 * (q + 2 * kv) + q + 4 * s.intermediate
     mlp_i = s.moe_intermediate * s.experts_per_token if s.moe else 0
     per_layer += 4 * mlp_i
     layers = s.hidden * s.layers + per_layer if checkpointing else per_layer * s.layers
-    logits = s.vocab * (dtype_bytes + 8) / dtype_bytes   # bf16 logits, their fp32 copy and its gradient
+    logits = s.vocab * (dtype_bytes + 12) / dtype_bytes  # logits; fp32 log-probabilities, gradients of both
     total = tokens * (layers + logits) * dtype_bytes
     if train_vision:                       # 4 patches per visual token, kept per vision block
         vh, vi = s.vision_hidden, s.vision_intermediate
