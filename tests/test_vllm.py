@@ -4,7 +4,7 @@ the reasoning parser, and the errors a learner meets. Skipped, with the reason, 
 from __future__ import annotations
 
 import json
-from typing import Literal
+from typing import Annotated, Literal
 
 import pytest
 
@@ -74,9 +74,9 @@ def test_a_video_request_is_decoded_and_sampled_by_its_length(instruct, tmp_path
     assert 0 < sent[0] < sent[1] <= 2 * sent[0] + 16, sent
 
 
-class Box(pydantic.BaseModel):
+class Box(pydantic.BaseModel):  # closed choices and bounded numbers, as 04 teaches: the answer must end
     label: Literal["cat", "dog"]
-    bbox_2d: list[int] = pydantic.Field(min_length=4, max_length=4)
+    bbox_2d: list[Annotated[int, pydantic.Field(ge=0, le=1000)]] = pydantic.Field(min_length=4, max_length=4)
 
 
 def test_structured_output_is_valid_by_construction(instruct):
