@@ -273,6 +273,9 @@ def parse_tool_calls(text: str, tools: list[dict[str, Any]] | None = None) -> li
     ``"coordinate": [500]``, or no usable call, raises ``ParseError`` quoting the text."""
     from json_repair import repair_json
 
+    from cookbook.replies import json_ready
+
+    text = json_ready(text, ParseError)  # a string, bounded, nested shallowly enough to decode
     by_name = {t["function"]["name"]: t for t in tools} if tools is not None else \
         {name: tool_for(name) for name in SCALE}
     blocks = re.findall(r"<tool_call>(.*?)(?:</tool_call>|$)", text, flags=re.DOTALL)
@@ -283,13 +286,13 @@ def parse_tool_calls(text: str, tools: list[dict[str, Any]] | None = None) -> li
             continue
         try:
             obj = json.loads(block)
-        except json.JSONDecodeError:
-            obj = json.loads(repair_json(block))  # a truncated or slightly broken object
+        except json.JSONDecodeError:  # a truncated or slightly broken object; prose repairs to ""
+            obj = repair_json(block, return_objects=True)
         if not isinstance(obj, dict) or not isinstance(obj.get("name"), str):
             continue
         args = obj.get("arguments", {})
         if isinstance(args, str):  # some servers and fine-tunes send the arguments as a JSON string
-            args = json.loads(repair_json(args)) if args.strip() else {}
+            args = repair_json(args, return_objects=True) if args.strip() else {}
         if isinstance(args, dict):
             calls.append({"name": obj["name"], "arguments": args})
     if not calls:

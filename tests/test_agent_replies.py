@@ -53,7 +53,8 @@ BROKEN_PHONE = [
     ("type a megabyte", reply(json.dumps({"action": "type", "text": "x" * 1_000_000})), "text"),
     ("system button Home", reply('{"action": "system_button", "button": "Home"}'), "Home"),
     ("JSON nested 5000 deep", f"<tool_call>{DEEP}</tool_call>", ""),
-    ("arguments nested 600 deep", reply('{"action": "wait", "time": 0, "x": ' + NESTED + "}"), "nested"),
+    ("arguments nested 600 deep", reply('{"action": "wait", "time": 0, "x": ' + NESTED + "}"), "nest"),
+    ("arguments nested 50 deep", reply('{"action": "wait", "time": 0, "x": ' + "[" * 50 + "]" * 50 + "}"), "nest"),
     ("arguments as a broken string", '<tool_call>{"name": "mobile_use", "arguments": "not json at all"}</tool_call>', ""),
 ]
 BROKEN_DESKTOP = [
@@ -206,6 +207,6 @@ def test_nesting_is_counted_without_recursion():
 def test_predicted_point_is_a_miss_for_any_reply_without_a_usable_point():
     pointless = [text for label, text, _ in BROKEN_PHONE
                  if label.startswith(("empty", "prose", "a JSON", "name", "arguments", "click", "coordinate", "JSON"))]
-    assert len(pointless) == 17
+    assert len(pointless) == 18
     for text in pointless:
         assert A.predicted_point(text, PHONE_1X) is None
