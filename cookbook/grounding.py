@@ -8,7 +8,6 @@ benchmarks do. The scene generators at the end make the ground truth under ``ass
 
 from __future__ import annotations
 
-import functools
 import json
 import math
 import re
@@ -16,9 +15,10 @@ import warnings
 from pathlib import Path
 from typing import Any
 
+from cookbook.system import font_file
+
 SCALE = 1000  # Qwen3-VL's coordinate range; some Alibaba docs and the mobile cookbook use 999
 GROUNDING = Path(__file__).resolve().parent.parent / "assets" / "grounding"
-FONT_DIRS = ("/usr/share/fonts", "/usr/local/share/fonts", "~/.fonts", "/Library/Fonts", "C:/Windows/Fonts")
 
 
 class ParseError(ValueError):
@@ -162,19 +162,6 @@ def to_answer(items: list[dict], width: int, height: int, scale: int = SCALE) ->
     return "```json\n" + json.dumps(out, ensure_ascii=False, indent=2) + "\n```"
 
 
-@functools.lru_cache(maxsize=1)
-def _font() -> str | None:
-    """A font file with Chinese glyphs (Noto CJK), or None; labels then use supervision's default."""
-    for folder in FONT_DIRS:
-        root = Path(folder).expanduser()
-        if root.is_dir():
-            for pattern in ("NotoSansCJK-Regular.ttc", "NotoSansCJK*.ttc", "NotoSans*CJK*.otf", "msyh.ttc"):
-                found = sorted(root.rglob(pattern))
-                if found:
-                    return str(found[0])
-    return None
-
-
 def draw(image: Any, items: list[dict], intrinsics: dict | None = None, labels: bool = True) -> Any:
     """A copy of ``image`` (PIL) with each item's ``box``, ``point`` and label drawn with supervision;
     ``bbox_3d`` items too when camera ``intrinsics`` (fx, fy, cx, cy) are given (08, 09)."""
@@ -214,7 +201,7 @@ def draw(image: Any, items: list[dict], intrinsics: dict | None = None, labels: 
     anchored = [(i, b) for i, b in anchors.items() if text[i]]
     if labels and anchored:
         size = max(10, round(max(canvas.size) / 70))
-        annotator = sv.RichLabelAnnotator(font_path=_font(), font_size=size, text_padding=2, smart_position=True)
+        annotator = sv.RichLabelAnnotator(font_path=font_file("NotoSansCJK-Regular.ttc"), font_size=size, text_padding=2, smart_position=True)
         canvas = annotator.annotate(canvas, detections(anchored), labels=[text[i] for i, _ in anchored])
     return canvas
 
