@@ -97,7 +97,13 @@ def parse(text: str, width: int, height: int, scale: float | tuple[float, float]
     input's (width, height) for Qwen2.5-VL's absolute pixels."""
     import json_repair
 
+    from cookbook.replies import json_ready
+
     sx, sy = (scale, scale) if isinstance(scale, (int, float)) else scale
+    for name, value in (("width", width), ("height", height), ("scale", sx), ("scale", sy)):
+        if not (isinstance(value, (int, float)) and 0 < value < 1e300):  # NaN, 0 and negatives fail
+            raise ValueError(f"{name}={value!r}: expected a positive number")
+    text = json_ready(text, ParseError)  # bounded and shallow: json-repair recurses once per bracket
     part, notes = _json_part(text)
     data = json_repair.loads(part) if part else None
     if isinstance(data, dict):
@@ -107,9 +113,9 @@ def parse(text: str, width: int, height: int, scale: float | tuple[float, float]
     if not isinstance(data, list) or (data and not any(isinstance(v, dict) for v in data)):
         raise ParseError(f"no JSON object or list of objects in the answer: {text[:300]!r}")
 
-    def numbers(values: Any, size: int) -> bool:
+    def numbers(values: Any, size: int) -> bool:  # finite: NaN, Infinity and 1e400 slip past min/max
         return (isinstance(values, list) and len(values) == size
-                and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values))
+                and all(isinstance(v, (int, float)) and not isinstance(v, bool) and abs(v) < 1e300 for v in values))
 
     items = Parsed()
     for n, raw in enumerate(data):
@@ -119,14 +125,14 @@ def parse(text: str, width: int, height: int, scale: float | tuple[float, float]
         item = {"label": str(raw.get("label", ""))}
         item.update((k, v) for k, v in raw.items() if k not in ("bbox_2d", "point_2d", "label"))
         if "bbox_3d" in raw and not numbers(raw["bbox_3d"], 9):
-            notes.append(f"item {n}: bbox_3d is not 9 numbers ({raw['bbox_3d']!r}), dropped")
+            notes.append(f"item {n}: bbox_3d is not 9 finite numbers ({raw['bbox_3d']!r}), dropped")
             del item["bbox_3d"]
         for key, size, out in (("bbox_2d", 4, "box"), ("point_2d", 2, "point")):
             if key not in raw:
                 continue
             values = raw[key]
             if not numbers(values, size):
-                notes.append(f"item {n}: {key} is not {size} numbers ({values!r}), dropped")
+                notes.append(f"item {n}: {key} is not {size} finite numbers ({values!r}), dropped")
                 continue
             clamped = [min(max(float(v), 0.0), sx if i % 2 == 0 else sy) for i, v in enumerate(values)]
             if clamped != values:
