@@ -121,8 +121,11 @@ def install_command(apt: list[str], brew: list[str]) -> str:
         parts = [f"brew install {' '.join(formulae)}"] if formulae else []
         parts += [f"brew install --cask {' '.join(casks)}"] if casks else []
         return " && ".join(parts) or "nothing to install with Homebrew"
+    packages = " ".join(sorted(set(apt)))
+    if not shutil.which("apt-get"):
+        return f"install them with your system's package manager (their Debian/Ubuntu names: {packages})"
     sudo = "" if _is_root() else "sudo "
-    return f"{sudo}apt-get update && {sudo}apt-get install -y {' '.join(sorted(set(apt)))}"
+    return f"{sudo}apt-get update && {sudo}apt-get install -y {packages}"
 
 
 def fix(pieces: list[Piece]) -> str:

@@ -51,6 +51,11 @@ def test_missing_pieces_stop_with_the_exact_apt_command(monkeypatch, capsys):
     assert "sudo apt-get update && sudo apt-get install -y fonts-noto-cjk fonts-noto-core" in err
     # --install as a non-root user installs nothing and stops the same way
     assert system.main(["--install"]) == 1
+    # a Linux without apt-get (Fedora, Arch, ...) is told the packages, not an apt command
+    monkeypatch.setattr(system.shutil, "which", lambda name: None)
+    assert system.main(["--install"]) == 1
+    err = capsys.readouterr().err
+    assert "apt-get" not in err and "Debian/Ubuntu names: fonts-noto-cjk fonts-noto-core" in err
 
 
 def test_macos_gets_homebrew_commands(monkeypatch):
