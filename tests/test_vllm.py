@@ -100,31 +100,33 @@ WEATHER = {"type": "function", "function": {
 def test_function_calling_returns_openai_tool_calls(instruct):
     server, client, _ = instruct
     messages = [{"role": "user", "content": "What is the weather in Hangzhou?"}]
+    # a named tool: vLLM constrains the arguments to the tool's JSON schema, so even the random model calls it right
     r = client.chat.completions.create(model=server.model, messages=messages, tools=[WEATHER], max_tokens=64,
-                                       temperature=0, tool_choice="required")
-    (call,) = r.choices[0].message.tool_calls[:1]
+                                       temperature=0, tool_choice={"type": "function",
+                                                                   "function": {"name": "get_weather"}})
+    (call,) = r.choices[0].message.tool_calls
     assert call.function.name == "get_weather"
-    assert json.loads(call.function.arguments)["city"] in ("Hangzhou", "Beijing")
-    # auto: the hermes parser turns <tool_call> blocks into tool_calls; the random model writes prose instead
+    assert json.loads(call.function.arguments) in ({"city": "Hangzhou"}, {"city": "Beijing"})
+    # auto (--enable-auto-tool-choice): the hermes parser turns <tool_call> blocks into tool_calls; the random
+    # model writes none, so the answer is text, and the request is accepted
     r = client.chat.completions.create(model=server.model, messages=messages, tools=[WEATHER], max_tokens=8,
                                        temperature=0, tool_choice="auto")
-    assert r.choices[0].message.tool_calls in (None, []) or r.choices[0].message.tool_calls[0].function.name
+    assert not r.choices[0].message.tool_calls and r.choices[0].finish_reason == "length"
 
 
 def test_the_reasoning_parser_moves_the_thoughts_out_of_content(thinking):
     server, client, folder = thinking
     messages = [{"role": "user", "content": "How many legs has a cat?"}]
-    r = client.chat.completions.create(model=server.model, messages=messages, max_tokens=12, temperature=0,
-                                       extra_body={"ignore_eos": True})
-    message = r.choices[0].message
+    same = dict(max_tokens=12, temperature=1.0, seed=7, extra_body={"ignore_eos": True})  # seeded: same tokens twice
+    message = client.chat.completions.create(model=server.model, messages=messages, **same).choices[0].message
     reasoning = getattr(message, "reasoning", None) or getattr(message, "reasoning_content", None)
     # The same tokens without the parser: the raw completion of the rendered prompt (the template opens <think>).
     from transformers import AutoTokenizer
 
     prompt = AutoTokenizer.from_pretrained(folder).apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
     assert prompt.endswith("<|im_start|>assistant\n<think>\n")
-    raw = client.completions.create(model=server.model, prompt=prompt, max_tokens=12, temperature=0,
-                                    extra_body={"ignore_eos": True}).choices[0].text
+    raw = client.completions.create(model=server.model, prompt=prompt, **same).choices[0].text
+    assert raw.strip(), "the seeded sample decoded to nothing; pick another seed"
     if "</think>" in raw:
         thought, answer = raw.split("</think>", 1)
         assert reasoning.strip() == thought.strip() and (message.content or "").strip() == answer.strip()
