@@ -51,6 +51,7 @@ def test_missing_pieces_stop_with_the_exact_apt_command(monkeypatch, capsys):
     assert "sudo apt-get update && sudo apt-get install -y fonts-noto-cjk fonts-noto-core" in err
     # --install as a non-root user installs nothing and stops the same way
     assert system.main(["--install"]) == 1
+    assert "sudo apt-get install" in capsys.readouterr().err
     # a Linux without apt-get (Fedora, Arch, ...) is told the packages, not an apt command
     monkeypatch.setattr(system.shutil, "which", lambda name: None)
     assert system.main(["--install"]) == 1
