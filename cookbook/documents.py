@@ -174,6 +174,10 @@ def read_pages(model: Any, processor: Any, pages: list[Any], prompt: str, max_ne
 
 # ---------------------------------------------------------------- parsing the model's formats
 # saved in cookbook/documents.py
+class ParseError(ValueError):
+    """A model's document answer that cannot be read (not text, or longer than any reply) (09)."""
+
+
 def parse_html(text: str, width: int, height: int, scale: float | tuple[float, float] = SCALE) -> list[dict]:
     """Elements of a ``qwenvl html`` answer with ``data-bbox="x1 y1 x2 y2"``, each ``{"label": tag,
     "class", "text", "box"}`` in pixels of a ``width`` x ``height`` page, fenced or bare, cut off or not (09).
@@ -181,25 +185,48 @@ def parse_html(text: str, width: int, height: int, scale: float | tuple[float, f
     ``<table>`` inside ``<div class="table">``: a boxed element that is or holds a table keeps its
     ``html``. Qwen2.5-VL boxed ``<h1>``, ``<p>``... in pixels of its input: pass that (width, height)
     as ``scale``."""
-    from bs4 import BeautifulSoup
+    from bs4 import BeautifulSoup, CData, NavigableString, Tag
 
+    from cookbook.replies import bounded
+
+    text = bounded(text, ParseError)
     sx, sy = (scale, scale) if isinstance(scale, (int, float)) else scale
     fence = re.search(r"```(?:html)?\s*(.*?)(?:```|$)", text, re.S)
-    soup = BeautifulSoup(fence.group(1) if fence else text, "html.parser")
+    # Python's html.parser rescans a tag that no ">" closes at every later "<" (quadratic): such a
+    # "<" (a cut-off tag, a "<" in prose) is text, so it is escaped first.
+    body = re.sub(r"<(?=[^<>]*+(?:<|\Z))", "&lt;", fence.group(1) if fence else text)
+    soup = BeautifulSoup(body, "html.parser")
+    # One walk over the tree: each string goes to the innermost boxed element around it, and each
+    # table to the innermost one holding it. A forgotten </div> then costs no more than the rest
+    # of the text, instead of repeating it in every element's text (quadratic).
+    found, owners, todo = [], [], list(reversed(soup.contents))
+    while todo:
+        node = todo.pop()
+        if node is None:                             # the end of a boxed element
+            owners.pop()
+        elif isinstance(node, Tag):
+            numbers = re.findall(r"-?\d+(?:\.\d+)?", node.get("data-bbox", ""))
+            if len(numbers) == 4:                    # a malformed box: skip the element, keep the rest
+                owners.append({"tag": node, "numbers": numbers, "words": [],
+                               "table": node if node.name == "table" else None})
+                found.append(owners[-1])
+                todo.append(None)
+            elif node.name == "table" and owners and owners[-1]["table"] is None:
+                owners[-1]["table"] = node
+            todo.extend(reversed(node.contents))
+        elif owners and type(node) in (NavigableString, CData) and node.strip():
+            owners[-1]["words"].append(node.strip())
     elements = []
-    for tag in soup.find_all(attrs={"data-bbox": True}):
-        numbers = re.findall(r"-?\d+(?:\.\d+)?", tag["data-bbox"])
-        if len(numbers) != 4:
-            continue                     # a malformed box: skip the element, keep the rest
-        x1, x2 = (min(max(float(v), 0.0), sx) for v in numbers[0::2])
-        y1, y2 = (min(max(float(v), 0.0), sy) for v in numbers[1::2])
+    for own in found:
+        x1, x2 = (min(max(float(v), 0.0), sx) for v in own["numbers"][0::2])
+        y1, y2 = (min(max(float(v), 0.0), sy) for v in own["numbers"][1::2])
         box = [min(x1, x2) / sx * width, min(y1, y2) / sy * height,
                max(x1, x2) / sx * width, max(y1, y2) / sy * height]
+        tag = own["tag"]
         element = {"label": tag.name, "class": " ".join(tag.get("class", [])),
-                   "text": tag.get_text(" ", strip=True), "box": box}
-        table = tag if tag.name == "table" else tag.find("table")
-        if table is not None:
-            element["html"] = str(table)
+                   "text": " ".join(own["words"]), "box": box}
+        if own["table"] is not None:
+            element["html"] = str(own["table"])
         elements.append(element)
     return elements
 
@@ -235,19 +262,61 @@ def parse_markdown(text: str, width: int, height: int) -> list[dict]:
 
 
 # saved in cookbook/documents.py
+_TABLE_TOKENS = re.compile(r"<(/?)(table|tr|td|th)\b([^<>]*)>|<[^<>]*>|([^<]+)", re.IGNORECASE)
+
+
+def _html_rows(text: str) -> list[list[str]]:
+    """The rows of the first HTML table in ``text``, read in one pass over its tags. A new ``<tr>``
+    or ``<td>`` closes the open one, as browsers do (an HTML parser nests unclosed cells instead, and
+    reading them is cubic); ``colspan`` counts to at most 1000, the HTML limit."""
+    from html import unescape
+
+    rows, row, cell, depth = [], None, None, 0
+    start = text.lower().find("<table")
+
+    def close_cell() -> None:
+        nonlocal cell
+        if cell is not None:
+            span, pieces = cell
+            words = [w for w in (unescape(p).strip() for p in pieces) if w]
+            row.extend([" ".join(words)] + [""] * (span - 1))
+            cell = None
+
+    for m in _TABLE_TOKENS.finditer(text, max(start, 0)):
+        closing, name, attrs, words = m.groups()
+        if words is not None or not name:          # text, or a tag other than the table's own
+            if words is not None and cell is not None:
+                cell[1].append(words)
+            continue
+        name = name.lower()
+        if name == "table":                        # a table inside a cell: its cells are read in order
+            depth += -1 if closing else 1
+            if depth <= 0:
+                break
+            continue
+        close_cell()
+        if name == "tr":
+            if row is not None:
+                rows.append(row)
+            row = None if closing else []
+        elif not closing:
+            span = re.search(r"colspan\s*=\s*[\"']?\s*(\d{1,7})", attrs, re.IGNORECASE)
+            cell = (min(max(int(span.group(1)), 1), 1000) if span else 1, [])
+            row = [] if row is None else row
+    close_cell()
+    if row is not None:
+        rows.append(row)
+    return rows
+
+
 def table_rows(text: str) -> list[list[str]]:
     """The cells of the first table in ``text``, row by row: an HTML ``<table>``, a LaTeX
     ``tabular`` (how ``qwenvl markdown`` writes tables) or a Markdown pipe table (09)."""
-    if "<table" in text:
-        from bs4 import BeautifulSoup
+    from cookbook.replies import bounded
 
-        table = BeautifulSoup(text, "html.parser").find("table")
-        rows = []
-        for tr in table.find_all("tr"):
-            row = []
-            for cell in tr.find_all(["td", "th"]):
-                row += [cell.get_text(" ", strip=True)] + [""] * (int(cell.get("colspan", 1) or 1) - 1)
-            rows.append(row)
+    text = bounded(text, ParseError)
+    rows = _html_rows(text) if "<table" in text.lower() else []
+    if rows:
         return rows
     latex = re.search(r"\\begin\{tabular\}\{[^}]*\}(.*?)\\end\{tabular\}", text, re.S)
     if latex:
@@ -279,6 +348,9 @@ def parse_fields(text: str, schema: Any) -> Any:
     ``FieldsError`` says what is wrong (not JSON, a missing key, a wrong type). Nothing is filled in (09)."""
     from pydantic import ValidationError
 
+    from cookbook.replies import json_ready
+
+    text = json_ready(text, FieldsError)  # json.loads raises RecursionError past ~1000 brackets
     fence = re.search(r"```(?:json)?\s*(.*?)(?:```|$)", text, re.S)
     body = (fence.group(1) if fence else text).strip()
     try:
