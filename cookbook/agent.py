@@ -287,12 +287,18 @@ def parse_tool_calls(text: str, tools: list[dict[str, Any]] | None = None) -> li
         try:
             obj = json.loads(block)
         except json.JSONDecodeError:  # a truncated or slightly broken object; prose repairs to ""
-            obj = repair_json(block, return_objects=True)
+            try:
+                obj = repair_json(block, return_objects=True)
+            except (ValueError, RecursionError):  # json-repair recurses on runs of "/" as well
+                continue
         if not isinstance(obj, dict) or not isinstance(obj.get("name"), str):
             continue
         args = obj.get("arguments", {})
         if isinstance(args, str):  # some servers and fine-tunes send the arguments as a JSON string
-            args = repair_json(args, return_objects=True) if args.strip() else {}
+            try:
+                args = repair_json(args, return_objects=True) if args.strip() else {}
+            except (ValueError, RecursionError):
+                continue
         if isinstance(args, dict):
             calls.append({"name": obj["name"], "arguments": args})
     if not calls:

@@ -105,7 +105,10 @@ def parse(text: str, width: int, height: int, scale: float | tuple[float, float]
             raise ValueError(f"{name}={value!r}: expected a positive number")
     text = json_ready(text, ParseError)  # bounded and shallow: json-repair recurses once per bracket
     part, notes = _json_part(text)
-    data = json_repair.loads(part) if part else None
+    try:
+        data = json_repair.loads(part) if part else None
+    except (ValueError, RecursionError) as err:  # json-repair recurses on runs of "/" as well
+        raise ParseError(f"json-repair cannot read the answer ({err}): {text[:300]!r}") from None
     if isinstance(data, dict):
         data = [data]
     if isinstance(data, list) and len(data) in (2, 4) and all(isinstance(v, (int, float)) for v in data):

@@ -480,7 +480,10 @@ def parse_dense_captions(text: str) -> list[dict[str, Any]]:
 
     text = json_ready(text, ParseError)
     fence = re.search(r"```(?:json)?\s*(.*?)(?:```|$)", text, re.S)
-    data = json_repair.loads(fence.group(1) if fence else text)
+    try:
+        data = json_repair.loads(fence.group(1) if fence else text)
+    except (ValueError, RecursionError) as err:  # json-repair recurses on runs of "/" as well
+        raise ParseError(f"dense captions json-repair cannot read ({err}): {text[:200]!r}") from None
     items = [item for item in (data if isinstance(data, list) else [data]) if isinstance(item, dict)]
     events = []
     for item in items:
