@@ -231,7 +231,7 @@ def test_fake_quantization_of_the_tiny_checkpoint_with_an_image(tiny, photo):
     with torch.no_grad():
         drift = fp8.compare_logits(model(**encoded).logits, fq(**encoded).logits)
     assert drift["positions"] == encoded["input_ids"].shape[1]
-    assert 1e-8 < drift["kl_mean"] < 1e-4 and drift["top1_agreement"] >= 0.9
+    assert 1e-8 < drift["kl_mean"] < 1e-3 and drift["top1_agreement"] >= 0.9
 
 
 def test_activation_groups_of_128_per_token():

@@ -275,11 +275,15 @@ def test_a_killed_parent_takes_its_server_along(tmp_path):
     code = (
         "import cookbook.serving as sv, sys, time\n"
         f"s = sv.start({str(cb.tiny.build())!r}, log_dir={str(tmp_path)!r}, threads=1)\n"
-        "print(s.process.pid, flush=True)\n"
+        "print('PID', s.process.pid, flush=True)\n"
         "time.sleep(600)\n"
     )
     parent = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
-    pid = int(parent.stdout.readline())
+    line = ""
+    while not line.startswith("PID "):  # start() may print its progress while it waits
+        line = parent.stdout.readline()
+        assert line, "the parent exited before its server was up"
+    pid = int(line.split()[1])
     assert _alive(pid)
     parent.kill()
     parent.wait()

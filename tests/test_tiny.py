@@ -105,7 +105,7 @@ def test_build_is_fast_small_and_named_by_flavour_and_recipe(built):
         assert folder.parent == built["root"]
         assert folder.name.startswith(f"qwen3-vl-tiny-{flavour}-")
         size = sum(f.stat().st_size for f in folder.iterdir())
-        assert size < 5 * 1024 * 1024
+        assert size < 8 * 1024 * 1024  # 1.7M float32 parameters (head_dim 64, as vLLM's CPU attention needs)
         names = {f.name for f in folder.iterdir()}
         assert {
             "config.json",
