@@ -253,3 +253,58 @@ def test_origin_fills_default_ports_and_lowercases():
 def test_allow_takes_origins_only(entry):
     with pytest.raises(ValueError, match="give an origin"):  # refused before any browser is touched
         asyncio.run(cb.browser.new_page(None, allow=(entry,)))
+
+
+def test_the_allowed_origins_own_websocket_still_connects():
+    # JupyterLab (tests/lab) talks to its kernels over ws:// on the allowed origin: the proxy lets it by
+    import base64
+    import hashlib
+
+    page_html = (b'<p id="s">wait</p><script>const ws = new WebSocket("ws://" + location.host + "/ws");'
+                 b'ws.onopen = () => { s.textContent = "open" }; ws.onerror = () => { s.textContent = "error" };</script>')
+
+    def handle(conn):
+        with conn:
+            head = b""
+            while b"\r\n\r\n" not in head:
+                chunk = conn.recv(4096)
+                if not chunk:
+                    return
+                head += chunk
+            lines = head.decode("latin-1").split("\r\n")
+            key = next((ln.split(":", 1)[1].strip() for ln in lines if ln.lower().startswith("sec-websocket-key")), None)
+            if key is None:
+                conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nConnection: close\r\n"
+                             b"Content-Length: %d\r\n\r\n" % len(page_html) + page_html)
+                return
+            accept = base64.b64encode(hashlib.sha1((key + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11").encode()).digest())
+            conn.sendall(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                         b"Sec-WebSocket-Accept: " + accept + b"\r\n\r\n")
+            time.sleep(2)
+
+    app = socket.socket()
+    app.bind(("127.0.0.1", 0))
+    app.listen(8)
+
+    def serve():
+        while True:
+            try:
+                conn, _ = app.accept()
+            except OSError:
+                return
+            threading.Thread(target=handle, args=(conn,), daemon=True).start()
+
+    threading.Thread(target=serve, daemon=True).start()
+    base = f"http://127.0.0.1:{app.getsockname()[1]}"
+
+    async def run():
+        async with cb.browser.launch() as browser:
+            page = await cb.browser.new_page(browser, allow=(base,))
+            await page.goto(base + "/index.html")
+            await page.wait_for_function("document.getElementById('s').textContent !== 'wait'", timeout=8000)
+            return await page.inner_text("#s")
+
+    try:
+        assert asyncio.run(run()) == "open"
+    finally:
+        app.close()
