@@ -7,7 +7,6 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from cookbook import system
 from cookbook.hardware import MIN_TRANSFORMERS, TESTED_TRANSFORMERS, Hardware, hardware, parse_version, version
 from cookbook.lineup import checkpoint
 from cookbook.loading import fits
@@ -81,6 +80,8 @@ def doctor(hw: Hardware | None = None, model: str | None = None, disk_free_gb: f
                      ("accelerate", "needed for device_map='auto'")):
         v = version(pkg)
         checks.append(Check(pkg, v is not None, v or "not installed", f"pip install {pkg} ({why})."))
+    from cookbook import system  # here, so `python -m cookbook.system` is not imported twice
+
     for piece in system.PIECES:  # the system packages `make setup` installs (fonts, FFmpeg, FriBiDi, Chromium)
         problem = piece.check()
         checks.append(Check(piece.name, problem is None, problem or f"found ({piece.why})", system.fix([piece])))

@@ -130,13 +130,21 @@ def install_command(apt: list[str], brew: list[str]) -> str:
 
 def fix(pieces: list[Piece]) -> str:
     """The command(s) that fix these pieces; Chromium can also come from Playwright's own download."""
-    apt = [pkg for p in pieces for pkg in p.apt]
-    brew = [pkg for p in pieces for pkg in p.brew]
+    apt = [pkg for p in pieces for pkg in _needed(p, 0)]
+    brew = [pkg for p in pieces for pkg in _needed(p, 1)]
     text = install_command(apt, brew) if (apt if platform.system() != "Darwin" else brew) else ""
     if any(p.name == "chromium" for p in pieces):
         own = f"{Path(sys.executable).parent / 'playwright'} install chromium"
         text = f"{text}   (or, for Chromium alone: {own})" if text else own
     return text
+
+
+def _needed(piece: Piece, manager: int) -> tuple[str, ...]:
+    """The packages a piece still needs (0: apt, 1: Homebrew): for fonts, only those of missing files."""
+    if piece.name != "fonts" or piece.check is not _fonts:
+        return (piece.apt, piece.brew)[manager]
+    missing = (piece.check() or "").split(", ")
+    return tuple(sorted({FONTS[name][manager] for name in missing if name in FONTS}))
 
 
 def _is_root() -> bool:
@@ -159,7 +167,7 @@ def main(argv: list[str]) -> int:
     if todo and install:
         if any(p.name == "chromium" for p, _ in todo) and _try_playwright_chromium():
             todo = missing()
-        apt = sorted({pkg for p, _ in todo for pkg in p.apt})
+        apt = sorted({pkg for p, _ in todo for pkg in _needed(p, 0)})
         if apt and _is_root() and shutil.which("apt-get") and platform.system() == "Linux":
             env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
             print(f"Installing system packages: {' '.join(apt)}", flush=True)

@@ -59,6 +59,15 @@ def test_missing_pieces_stop_with_the_exact_apt_command(monkeypatch, capsys):
     assert "apt-get" not in err and "Debian/Ubuntu names: fonts-noto-cjk fonts-noto-core" in err
 
 
+def test_only_the_missing_fonts_packages_are_named(monkeypatch, tmp_path):
+    (tmp_path / "DejaVuSans.ttf").write_bytes(b"")
+    monkeypatch.setattr(system, "FONT_DIRS", (str(tmp_path),))
+    monkeypatch.setattr(system.platform, "system", lambda: "Linux")
+    monkeypatch.setattr(system.shutil, "which", lambda name: "/usr/bin/apt-get")
+    fonts = next(p for p in system.PIECES if p.name == "fonts")
+    assert system.fix([fonts]).endswith("apt-get install -y fonts-noto-cjk fonts-noto-core")
+
+
 def test_macos_gets_homebrew_commands(monkeypatch):
     monkeypatch.setattr(system.platform, "system", lambda: "Darwin")
     text = system.fix([p for p in system.PIECES if p.name in ("fonts", "ffmpeg")])
