@@ -68,10 +68,12 @@ def test_only_the_missing_fonts_packages_are_named(monkeypatch, tmp_path):
     assert system.fix([fonts]).endswith("apt-get install -y fonts-noto-cjk fonts-noto-core")
 
 
-def test_macos_gets_homebrew_commands(monkeypatch):
+def test_macos_gets_homebrew_commands(monkeypatch, tmp_path):
+    monkeypatch.setattr(system, "FONT_DIRS", (str(tmp_path),))  # every font missing
     monkeypatch.setattr(system.platform, "system", lambda: "Darwin")
     text = system.fix([p for p in system.PIECES if p.name in ("fonts", "ffmpeg")])
-    assert text.startswith("brew install ffmpeg && brew install --cask font-noto-sans")
+    assert text == ("brew install ffmpeg && brew install --cask "
+                    "font-dejavu font-noto-sans font-noto-sans-arabic font-noto-sans-cjk")
     assert "apt-get" not in text
 
 
