@@ -256,7 +256,19 @@ def vllm_plan(hw: Hardware, model: str, *, images: int = 4, videos: int = 1, tex
                               "experts rests on vLLM issue #54318, still open: not tested here."))
     elif ck.fp8:
         notes.append("FP8 tensor cores on every GPU: W8A8 with dynamic activation scales, as the checkpoint says.")
-    if ck.variant == "Thinking":
+    flags += answer_flags(reasoning=ck.variant == "Thinking", tools=tools, served_name=served_name)
+    if length > NATIVE_CONTEXT:
+        factor = min(3.0, -(-length // NATIVE_CONTEXT))
+        flags.append(Flag("--hf-overrides", json.dumps(yarn_overrides(factor)), "YaRN beyond 256K (README: factor "
+                          "2-3); --rope-scaling, the README's older form, is gone from vLLM 0.33. Needs "
+                          "VLLM_ALLOW_LONG_MAX_MODEL_LEN=1."))
+    return VllmPlan(ck.id, f, length, {"image": images, "video": videos}, tuple(flags), tuple(notes))
+
+
+def answer_flags(*, reasoning: bool, tools: bool, served_name: str | None) -> list[Flag]:
+    """The flags that shape answers, the same on GPU and CPU: reasoning parser, tool calls, served name (04)."""
+    flags = []
+    if reasoning:
         flags.append(Flag("--reasoning-parser", "deepseek_r1", "the template opens <think> in the prompt, so the "
                           "output has only </think>; this parser splits reasoning from the answer."))
     if tools:
@@ -264,12 +276,7 @@ def vllm_plan(hw: Hardware, model: str, *, images: int = 4, videos: int = 1, tex
                   Flag("--tool-call-parser", "hermes", "Qwen3's <tool_call>{json}</tool_call> format.")]
     if served_name:
         flags.append(Flag("--served-model-name", served_name, "the name clients send as `model`."))
-    if length > NATIVE_CONTEXT:
-        factor = min(3.0, -(-length // NATIVE_CONTEXT))
-        flags.append(Flag("--hf-overrides", json.dumps(yarn_overrides(factor)), "YaRN beyond 256K (README: factor "
-                          "2-3); --rope-scaling, the README's older form, is gone from vLLM 0.33. Needs "
-                          "VLLM_ALLOW_LONG_MAX_MODEL_LEN=1."))
-    return VllmPlan(ck.id, f, length, {"image": images, "video": videos}, tuple(flags), tuple(notes))
+    return flags
 
 
 def yarn_overrides(factor: float) -> dict[str, Any]:
@@ -311,14 +318,7 @@ def cpu_plan(model: str, *, images: int = 2, videos: int = 1, max_model_len: int
     flags.append(Flag("--structured-outputs-config", json.dumps({"backend": "xgrammar", "disable_any_whitespace": True}),
                       "JSON answers (response_format, tool_choice='required') without free whitespace: a weak model "
                       "can otherwise fill max_tokens with blank lines inside valid JSON."))
-    if reasoning:
-        flags.append(Flag("--reasoning-parser", "deepseek_r1", "the template opens <think> in the prompt, so the "
-                          "output has only </think>; this parser splits reasoning from the answer."))
-    if tools:
-        flags += [Flag("--enable-auto-tool-choice", None, "let the model decide when to call a tool (05's agent)."),
-                  Flag("--tool-call-parser", "hermes", "Qwen3's <tool_call>{json}</tool_call> format.")]
-    if served_name:
-        flags.append(Flag("--served-model-name", served_name, "the name clients send as `model`."))
+    flags += answer_flags(reasoning=reasoning, tools=tools, served_name=served_name)
     notes = (
         "--tensor-parallel-size / --data-parallel-size: one CPU, nothing to split; the GPU plan sizes them.",
         f"--gpu-memory-utilization: no GPU memory; the KV cache is VLLM_CPU_KVCACHE_SPACE={kv_cache_gib} GiB of RAM.",
