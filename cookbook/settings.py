@@ -1,8 +1,9 @@
 """What this run uses, read from the environment: model, hub, device, smoke mode, budgets.
 
 ``COOKBOOK_MODEL`` is the one switch: ``auto`` (default: the pick for this hardware), ``tiny`` or
-``tiny-thinking`` (a tiny random-weight Qwen3-VL built locally, nonsense answers), a hub id such
-as ``Qwen/Qwen3-VL-4B-Instruct``, or a local folder.
+``tiny-thinking`` (a tiny random-weight Qwen3-VL built locally, nonsense answers), ``tiny-qwen3.5``
+(the same for the successor architecture, Qwen3.5/3.6/3.8), a hub id such as
+``Qwen/Qwen3-VL-4B-Instruct``, or a local folder.
 """
 
 from __future__ import annotations
@@ -15,7 +16,10 @@ from cookbook.hardware import hardware
 from cookbook.lineup import recommend_model
 from cookbook.show import Pretty
 
-TINY_NAMES = {"tiny": "instruct", "tiny-instruct": "instruct", "tiny-thinking": "thinking"}
+TINY_NAMES = {
+    "tiny": "instruct", "tiny-instruct": "instruct", "tiny-thinking": "thinking",
+    "tiny-qwen3.5": "qwen3.5",
+}
 TRUE = {"1", "true", "yes", "on"}
 
 
@@ -72,7 +76,8 @@ class Settings(Pretty):
         text = "\n".join(f"{k:>15}: {v}" for k, v in rows)
         if self.smoke:
             text += (
-                "\n\nSMOKE RUN: a tiny random-weight Qwen3-VL (real architecture, processor and chat"
+                f"\n\nSMOKE RUN: a tiny random-weight {'Qwen3.5' if 'qwen3.5' in self.model else 'Qwen3-VL'}"
+                " (real architecture, processor and chat"
                 "\ntemplate) stands in for the real model. Every code path runs; every answer is"
                 "\nnonsense. Set COOKBOOK_MODEL to a real checkpoint for real answers."
             )
@@ -128,7 +133,8 @@ def settings() -> Settings:
         else _env("MODELSCOPE_DOMAIN", "www.modelscope.cn")
     )
     if flavour:
-        model, thinking, device = f"tiny-{flavour}", flavour == "thinking", "cpu"
+        # Qwen3.5 is one hybrid checkpoint whose template thinks unless enable_thinking=False.
+        model, thinking, device = f"tiny-{flavour}", flavour in ("thinking", "qwen3.5"), "cpu"
     elif requested == "auto":
         model = recommend_model().checkpoint.id
         thinking, device = "thinking" in model.lower(), hardware().device

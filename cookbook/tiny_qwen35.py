@@ -1,0 +1,327 @@
+"""A tiny random-weight Qwen3.5 checkpoint, built offline in seconds (``COOKBOOK_MODEL=tiny-qwen3.5``, 14).
+
+Qwen3.5, 3.6 and 3.8 share one architecture, ``Qwen3_5ForConditionalGeneration`` in transformers
+(``models/qwen3_5/``). The folder this writes has that real architecture: a hybrid text backbone
+(``layer_types``: three Gated DeltaNet ``linear_attention`` layers to one gated ``full_attention``
+layer, the default of ``Qwen3_5TextConfig``), a vision tower without DeepStack
+(``Qwen3_5VisionModel`` deletes the DeepStack mergers), partial rotary embeddings (a quarter of
+each head, interleaved MRoPE), the same image/video processors as Qwen3-VL (transformers'
+``auto/*_auto.py`` map ``qwen3_5`` to ``Qwen3VLProcessor``, ``Qwen2VLImageProcessor`` and
+``Qwen3VLVideoProcessor``), a ``Qwen3_5Tokenizer`` trained on the cookbook's corpus with the Qwen
+special tokens, and a chat template that renders what the published Qwen3.5 template renders
+(thinking on unless ``enable_thinking=False``; tool calls as XML). Weights are random: nonsense
+answers, every code path.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import uuid
+from importlib import metadata
+from pathlib import Path
+
+__all__ = ["CHAT_TEMPLATE", "LAYER_TYPES", "build"]
+
+SEED = 20260216
+RECIPE_VERSION = 1
+# Three linear-attention layers, then one full-attention layer: what Qwen3_5TextConfig derives from
+# its default full_attention_interval of 4 (configuration_qwen3_5.py), at the smallest depth.
+LAYER_TYPES = ["linear_attention", "linear_attention", "linear_attention", "full_attention"]
+
+# The Qwen3.5 chat format, written for this cookbook. It renders the same text as the template
+# published with the Qwen3.5 checkpoints (Qwen/Qwen3.5-* chat_template): the tool block with
+# "You have access to the following functions", XML tool calls
+# (<tool_call>\n<function=NAME>\n<parameter=KEY>\nvalue\n</parameter>\n</function>\n</tool_call>),
+# a <think> block on every assistant turn after the last user query, and a generation prompt
+# that opens <think> (thinking on) or writes an empty one (enable_thinking=False).
+CHAT_TEMPLATE = r"""{#- Qwen3.5 chat format, written for the Qwen3-VL Cookbook's tiny Qwen3.5. -#}
+{%- set seen = namespace(images=0, videos=0) %}
+{#- show(): a message's content as text; images and videos become their placeholders. #}
+{%- macro show(content, count) %}
+    {%- if content is string %}
+        {{- content }}
+    {%- elif content is iterable and content is not mapping %}
+        {%- for part in content %}
+            {%- if part.type == 'image' or 'image' in part or 'image_url' in part %}
+                {%- if count %}{%- set seen.images = seen.images + 1 %}{%- endif %}
+                {%- if add_vision_id %}{{- 'Picture ' ~ seen.images ~ ': ' }}{%- endif %}
+                {{- '<|vision_start|><|image_pad|><|vision_end|>' }}
+            {%- elif part.type == 'video' or 'video' in part %}
+                {%- if count %}{%- set seen.videos = seen.videos + 1 %}{%- endif %}
+                {%- if add_vision_id %}{{- 'Video ' ~ seen.videos ~ ': ' }}{%- endif %}
+                {{- '<|vision_start|><|video_pad|><|vision_end|>' }}
+            {%- elif 'text' in part %}
+                {{- part.text }}
+            {%- endif %}
+        {%- endfor %}
+    {%- endif %}
+{%- endmacro %}
+{#- calls(): an assistant's tool calls in XML, one <tool_call> block each. #}
+{%- macro calls(tool_calls, text) %}
+    {%- for call in tool_calls or [] %}
+        {%- set fn = call.function if call.function else call %}
+        {%- if not loop.first %}{{- '\n' }}{%- elif text|trim %}{{- '\n\n' }}{%- endif %}
+        {{- '<tool_call>\n<function=' ~ fn.name ~ '>\n' }}
+        {%- for key, value in (fn.arguments or {})|items %}
+            {%- if value is mapping or (value is sequence and value is not string) %}
+                {%- set value = value|tojson %}
+            {%- endif %}
+            {{- '<parameter=' ~ key ~ '>\n' ~ value ~ '\n</parameter>\n' }}
+        {%- endfor %}
+        {{- '</function>\n</tool_call>' }}
+    {%- endfor %}
+{%- endmacro %}
+{%- set has_system = messages and messages[0].role == 'system' %}
+{%- set sys_text = show(messages[0].content, false)|trim if has_system else '' %}
+{%- if tools %}
+    {{- '<|im_start|>system\n# Tools\n\nYou have access to the following functions:\n\n<tools>' }}
+    {%- for tool in tools %}{{- '\n' ~ tool|tojson }}{%- endfor %}
+    {{- '\n</tools>\n\nIf you choose to call a function ONLY reply in the following format with NO '
+        'suffix:\n\n<tool_call>\n<function=example_function_name>\n<parameter=example_parameter_1>'
+        '\nvalue_1\n</parameter>\n<parameter=example_parameter_2>\nThis is the value for the second '
+        'parameter\nthat can span\nmultiple lines\n</parameter>\n</function>\n</tool_call>\n\n'
+        '<IMPORTANT>\nReminder:\n- Function calls MUST follow the specified format: an inner '
+        '<function=...></function> block must be nested within <tool_call></tool_call> XML tags\n'
+        '- Required parameters MUST be specified\n- You may provide optional reasoning for your '
+        'function call in natural language BEFORE the function call, but NOT after\n- If there is '
+        'no function call available, answer the question like normal with your current knowledge '
+        'and do not tell the user about function calls\n</IMPORTANT>' }}
+    {%- if sys_text %}{{- '\n\n' ~ sys_text }}{%- endif %}
+    {{- '<|im_end|>\n' }}
+{%- elif has_system %}
+    {{- '<|im_start|>system\n' ~ sys_text ~ '<|im_end|>\n' }}
+{%- endif %}
+{#- Index of the last real user query: assistant turns after it keep their reasoning. #}
+{%- set query = namespace(index=messages|length - 1, searching=true) %}
+{%- for message in messages|reverse %}
+    {%- if query.searching and message.role == 'user' %}
+        {%- set plain = show(message.content, false)|trim %}
+        {%- if not (plain.startswith('<tool_response>') and plain.endswith('</tool_response>')) %}
+            {%- set query.searching = false %}
+            {%- set query.index = messages|length - 1 - loop.index0 %}
+        {%- endif %}
+    {%- endif %}
+{%- endfor %}
+{%- for message in messages %}
+    {%- set body = show(message.content, true)|trim %}
+    {%- if message.role == 'system' and not loop.first %}
+        {{- raise_exception('System message must be at the beginning.') }}
+    {%- elif message.role == 'user' %}
+        {{- '<|im_start|>user\n' ~ body ~ '<|im_end|>\n' }}
+    {%- elif message.role == 'assistant' %}
+        {%- set reasoning = '' %}
+        {%- if message.reasoning_content is string %}
+            {%- set reasoning = message.reasoning_content %}
+        {%- elif '</think>' in body %}
+            {%- set reasoning = body.split('</think>')[0].rstrip('\n').split('<think>')|last %}
+            {%- set reasoning = reasoning.lstrip('\n') %}
+            {%- set body = (body.split('</think>')|last).lstrip('\n') %}
+        {%- endif %}
+        {{- '<|im_start|>assistant\n' }}
+        {%- if loop.index0 > query.index %}
+            {{- '<think>\n' ~ reasoning|trim ~ '\n</think>\n\n' }}
+        {%- endif %}
+        {{- body ~ calls(message.tool_calls, body) ~ '<|im_end|>\n' }}
+    {%- elif message.role == 'tool' %}
+        {%- if loop.first or messages[loop.index0 - 1].role != 'tool' %}{{- '<|im_start|>user' }}{%- endif %}
+        {{- '\n<tool_response>\n' ~ body ~ '\n</tool_response>' }}
+        {%- if loop.last or messages[loop.index0 + 1].role != 'tool' %}{{- '<|im_end|>\n' }}{%- endif %}
+    {%- endif %}
+{%- endfor %}
+{%- if add_generation_prompt %}
+    {{- '<|im_start|>assistant\n' }}
+    {%- if enable_thinking is defined and enable_thinking is false %}
+        {{- '<think>\n\n</think>\n\n' }}
+    {%- else %}
+        {{- '<think>\n' }}
+    {%- endif %}
+{%- endif %}
+"""
+
+
+def _recipe_hash() -> str:
+    """Hash of what decides the folder's bytes: this file, tiny.py (corpus, tokens), the libraries."""
+    h = hashlib.sha256()
+    h.update(Path(__file__).read_bytes())
+    h.update((Path(__file__).parent / "tiny.py").read_bytes())
+    h.update(f"{RECIPE_VERSION}".encode())
+    for dist in ("transformers", "tokenizers", "torch", "safetensors"):
+        try:
+            h.update(f"|{dist}={metadata.version(dist)}".encode())
+        except metadata.PackageNotFoundError:
+            h.update(f"|{dist}=none".encode())
+    return h.hexdigest()[:12]
+
+
+def _tokenizer():
+    """A ``Qwen3_5Tokenizer``: byte-level BPE trained on tiny.py's corpus, then the Qwen tokens."""
+    from tokenizers import AddedToken, Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
+    from transformers import Qwen3_5Tokenizer
+    from transformers.models.qwen3_5.tokenization_qwen3_5 import PRETOKENIZE_REGEX
+
+    from cookbook.tiny import _CORPUS, SPECIAL_TOKENS
+
+    bpe = Tokenizer(models.BPE(unk_token=None, fuse_unk=False, byte_fallback=False))
+    bpe.normalizer = normalizers.NFC()
+    bpe.pre_tokenizer = pre_tokenizers.Sequence([
+        pre_tokenizers.Split(Regex(PRETOKENIZE_REGEX), behavior="isolated", invert=False),
+        pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False),
+    ])
+    bpe.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=2048, min_frequency=2, show_progress=False,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), special_tokens=[],
+    )
+    bpe.train_from_iterator(_CORPUS.strip().splitlines(), trainer=trainer)
+    model = json.loads(bpe.to_str())["model"]
+    merges = [tuple(m.split(" ")) if isinstance(m, str) else tuple(m) for m in model["merges"]]
+    extra = [text for text, special in SPECIAL_TOKENS if special and text != "<|endoftext|>"]
+    tokenizer = Qwen3_5Tokenizer(
+        vocab=model["vocab"], merges=merges, eos_token=None, pad_token=None, unk_token=None,
+        model_max_length=262144, clean_up_tokenization_spaces=False, split_special_tokens=False,
+    )
+    # Added in Qwen3's order, before eos/pad are named, so the offsets match Qwen3_5Config's
+    # default ids (<|endoftext|> 248044, <|vision_start|> 248053, <|image_pad|> 248056, <|video_pad|> 248057).
+    tokenizer.add_tokens([
+        AddedToken(text, special=special, normalized=False, lstrip=False, rstrip=False)
+        for text, special in SPECIAL_TOKENS
+    ])
+    tokenizer.add_special_tokens(
+        {"eos_token": "<|im_end|>", "pad_token": "<|endoftext|>", "additional_special_tokens": extra},
+        replace_extra_special_tokens=False,
+    )
+    return tokenizer
+
+
+def _write_checkpoint(folder: Path) -> None:
+    """Write config, weights, tokenizer, processors and chat template into folder."""
+    import torch
+    from transformers import (
+        GenerationConfig,
+        Qwen2VLImageProcessor,
+        Qwen3_5Config,
+        Qwen3_5ForConditionalGeneration,
+        Qwen3VLProcessor,
+        Qwen3VLVideoProcessor,
+    )
+    from transformers.utils import logging as hf_logging
+
+    from cookbook.tiny import SPECIAL_TOKENS
+
+    tokenizer = _tokenizer()
+    ids = {text: tokenizer.convert_tokens_to_ids(text) for text, _ in SPECIAL_TOKENS}
+    # Features: the released Qwen3.5 configs (hybrid layer_types, partial rotary 0.25, interleaved
+    # MRoPE, gated DeltaNet heads). Sizes: head_dim 64 as the tiny Qwen3-VL, hidden 256.
+    config = Qwen3_5Config(
+        text_config={
+            "vocab_size": len(tokenizer),
+            "hidden_size": 256,
+            "intermediate_size": 512,
+            "num_hidden_layers": len(LAYER_TYPES),
+            "layer_types": LAYER_TYPES,
+            "num_attention_heads": 4,
+            "num_key_value_heads": 2,
+            "head_dim": 64,
+            "linear_conv_kernel_dim": 4,
+            "linear_key_head_dim": 32,
+            "linear_value_head_dim": 32,
+            "linear_num_key_heads": 2,
+            "linear_num_value_heads": 4,
+            "hidden_act": "silu",
+            "max_position_embeddings": 262144,
+            "rms_norm_eps": 1e-6,
+            "rope_parameters": {
+                "rope_type": "default",
+                "rope_theta": 10_000_000.0,
+                "partial_rotary_factor": 0.25,  # rotary on 16 of 64 dims, as on 64 of 256 released
+                "mrope_section": [3, 3, 2],  # sums to 16 / 2, like [11, 11, 10] for 64 / 2
+                "mrope_interleaved": True,
+            },
+            "tie_word_embeddings": True,
+            "bos_token_id": ids["<|endoftext|>"],
+            "eos_token_id": ids["<|im_end|>"],
+            "pad_token_id": ids["<|endoftext|>"],
+            "dtype": "float32",
+        },
+        vision_config={
+            "depth": 3,
+            "hidden_size": 32,
+            "intermediate_size": 64,
+            "num_heads": 4,
+            "hidden_act": "gelu_pytorch_tanh",
+            "in_channels": 3,
+            "patch_size": 16,
+            "spatial_merge_size": 2,
+            "temporal_patch_size": 2,
+            "out_hidden_size": 256,
+            "num_position_embeddings": 2304,
+        },
+        image_token_id=ids["<|image_pad|>"],
+        video_token_id=ids["<|video_pad|>"],
+        vision_start_token_id=ids["<|vision_start|>"],
+        vision_end_token_id=ids["<|vision_end|>"],
+        tie_word_embeddings=True,
+        dtype="float32",
+    )
+    with torch.random.fork_rng(devices=[]):  # fixed weights, caller's random state untouched
+        torch.manual_seed(SEED)
+        model = Qwen3_5ForConditionalGeneration(config).eval()
+    # Greedy by default, like the tiny Qwen3-VL (see tiny.py); stops on <|im_end|> or <|endoftext|>.
+    model.generation_config = GenerationConfig(
+        bos_token_id=ids["<|endoftext|>"],
+        pad_token_id=ids["<|endoftext|>"],
+        eos_token_id=[ids["<|im_end|>"], ids["<|endoftext|>"]],
+    )
+    bars = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try:
+        model.save_pretrained(folder)
+    finally:
+        if bars:
+            hf_logging.enable_progress_bar()
+
+    mean_std = {"image_mean": [0.5, 0.5, 0.5], "image_std": [0.5, 0.5, 0.5]}
+    grid = {"patch_size": 16, "temporal_patch_size": 2, "merge_size": 2}
+    processor = Qwen3VLProcessor(
+        image_processor=Qwen2VLImageProcessor(
+            size={"shortest_edge": 64 * 32 * 32, "longest_edge": 16384 * 32 * 32}, **grid, **mean_std
+        ),
+        tokenizer=tokenizer,
+        video_processor=Qwen3VLVideoProcessor(
+            size={"shortest_edge": 4 * 32 * 32, "longest_edge": 24576 * 32 * 32}, fps=2,
+            min_frames=4, max_frames=768, do_sample_frames=True, **grid, **mean_std,
+        ),
+        chat_template=CHAT_TEMPLATE,
+    )
+    processor.save_pretrained(folder)
+
+
+def build(root: Path | None = None, force: bool = False) -> Path:
+    """Build once (cached under ``root``) the tiny random Qwen3.5 checkpoint and return its folder (14)."""
+    from cookbook.tiny import default_root
+
+    root = Path(root).expanduser() if root is not None else default_root()
+    final = root / f"qwen3.5-tiny-{_recipe_hash()}"
+    marker = final / "tiny_recipe.json"
+    if marker.exists() and not force:
+        return final
+    root.mkdir(parents=True, exist_ok=True)
+    # Written to a private temp folder, then renamed into place (atomic), as tiny.build does.
+    tmp = root / f".{final.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    tmp.mkdir()
+    try:
+        _write_checkpoint(tmp)
+        (tmp / "tiny_recipe.json").write_text(json.dumps({"flavour": "qwen3.5", "seed": SEED}) + "\n")
+        if final.exists():
+            shutil.rmtree(final, ignore_errors=True)
+        try:
+            os.rename(tmp, final)
+        except OSError:
+            if not marker.exists():
+                raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return final
