@@ -5,7 +5,8 @@ The parts, in the order the notebook teaches them:
 - the official action spaces as tool definitions: ``mobile_use`` (a 999x999 screen, as the Qwen3-VL
   mobile-agent cookbook declares) and ``computer_use`` (1000x1000, the computer-use cookbook);
 - the prompt in the mobile-agent cookbook's format (system prompt, tools, ``Task progress`` history);
-- ``parse_tool_calls``: the model's ``<tool_call>`` blocks as ``{"name", "arguments"}`` dicts;
+- ``parse_tool_calls``: the model's ``<tool_call>`` blocks (Qwen3-VL's JSON or Qwen3.5's XML) as
+  ``{"name", "arguments"}`` dicts;
 - ``to_css``: the model's relative coordinates as the page's CSS pixels;
 - ``execute``: each action as Playwright calls, behind an action whitelist and a confirmation hook
   that holds destructive actions;
@@ -265,12 +266,34 @@ def misfit(arguments: dict, tool: dict[str, Any]) -> str | None:
     return None
 
 
+def xml_call(block: str, tool: dict[str, Any] | None) -> dict | None:
+    """One Qwen3.5-style call, ``<function=NAME><parameter=KEY>value</parameter>...</function>``, as
+    ``{"name", "arguments"}`` (05, 14). A value is text; where the tool does not declare it a string,
+    JSON text becomes its JSON value (``[540, 1200]`` a list), as vLLM's ``qwen3_coder`` parser does."""
+    head = re.match(r"<function=([^>\n]+)>", block)
+    if head is None:
+        return None
+    props = (tool or {}).get("function", {}).get("parameters", {}).get("properties", {})
+    args: dict[str, Any] = {}
+    for key, value in re.findall(
+            r"<parameter=([^>\n]+)>\n?(.*?)\n?(?:</parameter>|(?=<parameter=)|</function>|$)",
+            block[head.end():], flags=re.DOTALL):
+        key = key.strip()
+        if props.get(key, {}).get("type") != "string":
+            try:
+                value = json.loads(value)
+            except json.JSONDecodeError:
+                pass  # plain text stays text
+        args[key] = value
+    return {"name": head.group(1).strip(), "arguments": args}
+
+
 def parse_tool_calls(text: str, tools: list[dict[str, Any]] | None = None) -> list[dict]:
     """Every ``<tool_call>`` in a reply as ``{"name": ..., "arguments": {...}}``, in order (05): after a
     Thought/Action preamble, several per reply, arguments as a JSON string, the last one cut off by the
-    budget (json-repair). Each call must fit its tool's schema (``tools``; by default the official
-    ``mobile_use`` and ``computer_use``, other names unchecked): a misfit such as a repaired
-    ``"coordinate": [500]``, or no usable call, raises ``ParseError`` quoting the text."""
+    budget (json-repair), or in Qwen3.5's XML (``xml_call``). Each call must fit its tool's schema
+    (``tools``; by default the official ``mobile_use`` and ``computer_use``, other names unchecked): a
+    misfit such as a repaired ``"coordinate": [500]``, or no usable call, raises ``ParseError`` quoting the text."""
     from json_repair import repair_json
 
     from cookbook.replies import json_ready
@@ -283,6 +306,12 @@ def parse_tool_calls(text: str, tools: list[dict[str, Any]] | None = None) -> li
     for block in blocks:
         block = block.strip()
         if not block:
+            continue
+        if block.startswith("<function="):  # Qwen3.5, 3.6, 3.8: XML, not JSON
+            name = re.match(r"<function=([^>\n]*)", block).group(1).strip()
+            call = xml_call(block, by_name.get(name))
+            if call is not None:
+                calls.append(call)
             continue
         try:
             obj = json.loads(block)
