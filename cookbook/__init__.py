@@ -16,7 +16,7 @@ from cookbook.generation import PRESETS
 from cookbook.hardware import GPU, Hardware, hardware
 from cookbook.lineup import recommend_model
 from cookbook.loading import load
-from cookbook.settings import budget, settings
+from cookbook.settings import budget, settings, successor
 
 __all__ = [
     "GPU",
@@ -33,6 +33,7 @@ __all__ = [
     "recommend_model",
     "settings",
     "stream",
+    "successor",
 ]
 
 

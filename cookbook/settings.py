@@ -103,6 +103,24 @@ def tiny_flavour(name: str) -> str | None:
     return TINY_NAMES.get(name.lower())
 
 
+# The successor of each Qwen3-VL size that notebook 14 loads in a real run: the same size where
+# Qwen3.5 has it, else the nearest published one (the cookbook's choice; sizes from QwenLM/Qwen3.8).
+SUCCESSOR_OF = {"2B": "2B", "4B": "4B", "8B": "9B", "32B": "27B", "30B-A3B": "35B-A3B", "235B-A22B": "397B-A17B"}
+SUCCESSOR_PREFIXES = ("qwen3.5", "qwen3.6", "qwen3.8")
+
+
+def successor(name: str | None = None) -> str:
+    """The Qwen3.5-architecture model notebook 14 loads: ``tiny-qwen3.5`` in a smoke run, the model itself
+    when it already is a Qwen3.5/3.6/3.8, else ``Qwen/Qwen3.5-<size>`` of the nearest size (14)."""
+    name = name or settings().model
+    if tiny_flavour(name):
+        return "tiny-qwen3.5"
+    if any(p in name.lower() for p in SUCCESSOR_PREFIXES):
+        return name
+    size = next((k for k in sorted(SUCCESSOR_OF, key=len, reverse=True) if f"-{k.lower()}" in name.lower()), "4B")
+    return f"Qwen/Qwen3.5-{SUCCESSOR_OF[size]}"
+
+
 def budget() -> Budget:
     """The sizes for this run: small in a smoke run (``COOKBOOK_MODEL=tiny``), teaching-size otherwise (all notebooks)."""
     return SMOKE_BUDGET if tiny_flavour(_requested_model()) else REAL_BUDGET

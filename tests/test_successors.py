@@ -1,0 +1,100 @@
+"""cookbook.successors (14): the hybrid cache and parameter rules against a real tiny Qwen3.5, the
+family table, the vLLM command, and settings.successor()."""
+
+from __future__ import annotations
+
+import shlex
+from dataclasses import replace
+
+import pytest
+
+from cookbook import memory, successors, tiny
+from cookbook.settings import successor
+
+
+@pytest.fixture(scope="module")
+def loaded(tmp_path_factory):
+    from transformers import AutoModelForImageTextToText, AutoProcessor
+
+    folder = tiny.build("qwen3.5", root=tmp_path_factory.mktemp("tiny35"))
+    return AutoModelForImageTextToText.from_pretrained(folder).eval(), AutoProcessor.from_pretrained(folder)
+
+
+def _cache(model, processor, words: int):
+    import torch
+
+    prompt = [{"role": "user", "content": [{"type": "text", "text": " ".join(["apple"] * words)}]}]
+    enc = processor.apply_chat_template(prompt, tokenize=True, add_generation_prompt=True,
+                                        return_dict=True, return_tensors="pt")
+    with torch.no_grad():
+        out = model(**enc, use_cache=True)
+    return (out["cache"] if "cache" in out else out["past_key_values"]), enc["input_ids"].shape[1]
+
+
+def test_cache_rule_matches_the_measured_cache_within_5_percent(loaded):
+    model, processor = loaded
+    seen = []
+    for words in (3, 90):
+        cache, tokens = _cache(model, processor, words)
+        measured = successors.measured_cache_bytes(cache)
+        rule = successors.cache_bytes(model.config, tokens, dtype_bytes=4)
+        for part in ("kv", "conv", "recurrent", "total"):
+            assert abs(rule[part] - measured[part]) <= 0.05 * measured[part], (part, rule, measured)
+        seen.append((tokens, measured))
+    (short, a), (long, b) = seen
+    assert long > short and b["kv"] / a["kv"] == pytest.approx(long / short)  # KV grows with the prompt
+    assert (a["conv"], a["recurrent"]) == (b["conv"], b["recurrent"]) > (0, 0)  # the states do not
+
+
+def test_parameter_rule_matches_the_model_within_5_percent(loaded):
+    model, _ = loaded
+    counted = sum(p.numel() for p in model.parameters())
+    vision = memory.parameters(replace(memory.shape(model.config), deepstack=0)).vision
+    rule = successors.text_parameters(model.config)["total"] + vision
+    assert abs(rule - counted) <= 0.05 * counted
+    assert rule == counted  # in fact exact
+    measured_bytes = sum(p.numel() * p.element_size() for p in model.parameters())
+    assert 4 * rule == measured_bytes
+
+
+def test_default_config_is_three_to_one_and_the_cache_is_a_quarter():
+    from transformers import Qwen3_5TextConfig
+
+    big = Qwen3_5TextConfig()
+    kinds = successors.layer_map(big)
+    assert kinds.count("linear_attention") == 3 * kinds.count("full_attention")
+    tokens = 262_144
+    all_full = len(kinds) * 2 * big.num_key_value_heads * big.head_dim * tokens * 2
+    assert successors.cache_bytes(big, tokens)["kv"] * 4 == all_full
+    assert successors.cache_bytes(big, 0)["kv"] == 0
+
+
+def test_family_lists_the_published_sizes():
+    assert successors.FAMILY["Qwen3.5"]["sizes"] == (
+        "0.8B", "2B", "4B", "9B", "27B", "35B-A3B", "122B-A10B", "397B-A17B")
+    assert successors.FAMILY["Qwen3.6"]["sizes"] == ("27B", "35B-A3B")
+    assert successors.FAMILY["Qwen3.8"]["sizes"] == ("27B", "2.4T-A95B")
+
+
+def test_vllm_command_has_the_recipe_flags():
+    argv = shlex.split(successors.vllm_command("Qwen/Qwen3.5-9B", text_only=True, mtp_tokens=2))
+    assert argv[:3] == ["vllm", "serve", "Qwen/Qwen3.5-9B"]
+    assert argv[argv.index("--reasoning-parser") + 1] == "qwen3"
+    assert argv[argv.index("--tool-call-parser") + 1] == "qwen3_coder"
+    assert "--language-model-only" in argv
+    assert argv[argv.index("--speculative-config") + 1] == '{"method": "mtp", "num_speculative_tokens": 2}'
+    plain = shlex.split(successors.vllm_command("m", tools=False))
+    assert "--tool-call-parser" not in plain and "--language-model-only" not in plain
+
+
+@pytest.mark.parametrize(("name", "expected"), [
+    ("tiny", "tiny-qwen3.5"),
+    ("tiny-thinking", "tiny-qwen3.5"),
+    ("Qwen/Qwen3-VL-8B-Instruct", "Qwen/Qwen3.5-9B"),
+    ("Qwen/Qwen3-VL-32B-Thinking", "Qwen/Qwen3.5-27B"),
+    ("Qwen/Qwen3-VL-2B-Instruct-FP8", "Qwen/Qwen3.5-2B"),
+    ("Qwen/Qwen3-VL-235B-A22B-Instruct", "Qwen/Qwen3.5-397B-A17B"),
+    ("Qwen/Qwen3.6-35B-A3B", "Qwen/Qwen3.6-35B-A3B"),
+])
+def test_successor_of_each_model(name, expected):
+    assert successor(name) == expected
