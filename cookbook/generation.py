@@ -24,6 +24,9 @@ class Preset:
 
 
 CARD = "Qwen3-VL model cards (Hugging Face), 'Generation Hyperparameters'"
+# Qwen/Qwen3.5-35B-A3B model card, "Best Practices" (sampling table, output length of 32,768 tokens for
+# most queries), as quoted verbatim by the anvil-serving model-settings page; the same rows serve 3.6.
+CARD35 = "Qwen3.5 model cards (Hugging Face), 'Best Practices'"
 PRESETS: dict[str, Preset] = {
     "instruct-vision": Preset(0.7, 0.8, 20, 1.5, 16384, source=CARD + ", Instruct VL"),
     "instruct-text": Preset(1.0, 1.0, 40, 2.0, 32768, source=CARD + ", Instruct text"),
@@ -34,6 +37,12 @@ PRESETS: dict[str, Preset] = {
         source=CARD + ", Thinking text: the AIME, LiveCodeBench and GPQA setting (text-only; for pictures "
                       "use thinking-vision)",
     ),
+    # The successors (14): one checkpoint, thinking on by default, switched off with enable_thinking=False.
+    "qwen3.5-thinking": Preset(1.0, 0.95, 20, 1.5, 32768, source=CARD35 + ", thinking mode, general tasks"),
+    "qwen3.5-thinking-coding": Preset(0.6, 0.95, 20, 0.0, 32768, source=CARD35 + ", thinking mode, precise coding"),
+    "qwen3.5-instruct": Preset(0.7, 0.8, 20, 1.5, 32768, source=CARD35 + ", non-thinking mode, general tasks"),
+    "qwen3.5-instruct-reasoning": Preset(1.0, 1.0, 40, 2.0, 32768,
+                                         source=CARD35 + ", non-thinking mode, reasoning tasks"),
 }
 
 

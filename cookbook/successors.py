@@ -22,6 +22,18 @@ FAMILY: dict[str, dict[str, Any]] = {
 }
 
 
+# Published shapes of the language model, as Qwen3_5TextConfig arguments. Qwen3.6-27B: its model card's
+# "Model Overview" (hidden 5120, 64 layers as 16 x (3 Gated DeltaNet + 1 gated attention), DeltaNet
+# heads 48 for V and 16 for QK of 128, attention heads 24 for Q and 4 for KV of 256, FFN 17408,
+# 248,320 embeddings and a separate LM output).
+TEXT_CONFIGS: dict[str, dict[str, Any]] = {
+    "Qwen3.6-27B": dict(hidden_size=5120, num_hidden_layers=64, num_attention_heads=24, num_key_value_heads=4,
+                        head_dim=256, linear_num_value_heads=48, linear_num_key_heads=16, linear_key_head_dim=128,
+                        linear_value_head_dim=128, intermediate_size=17408, vocab_size=248320,
+                        tie_word_embeddings=False),
+}
+
+
 def layer_map(config: Any) -> list[str]:
     """Each decoder layer's kind, from ``text_config.layer_types``: ``linear_attention`` (Gated DeltaNet)
     or ``full_attention`` (gated softmax attention) (14)."""

@@ -98,3 +98,26 @@ def test_vllm_command_has_the_recipe_flags():
 ])
 def test_successor_of_each_model(name, expected):
     assert successor(name) == expected
+
+
+def test_published_27b_shape_gives_27b_parameters():
+    from transformers import Qwen3_5TextConfig
+
+    big = Qwen3_5TextConfig(**successors.TEXT_CONFIGS["Qwen3.6-27B"])
+    assert successors.layer_map(big) == (["linear_attention"] * 3 + ["full_attention"]) * 16
+    total = successors.text_parameters(big)["total"]
+    assert abs(total - 27e9) <= 0.05 * 27e9  # the card's 27B includes a vision encoder of a few 100M
+    assert total < 27e9
+
+
+def test_successor_presets_are_the_cards_rows():
+    from cookbook.generation import PRESETS
+
+    rows = {k: (p.temperature, p.top_p, p.top_k, p.presence_penalty) for k, p in PRESETS.items() if k.startswith("qwen3.5")}
+    assert rows == {
+        "qwen3.5-thinking": (1.0, 0.95, 20, 1.5),
+        "qwen3.5-thinking-coding": (0.6, 0.95, 20, 0.0),
+        "qwen3.5-instruct": (0.7, 0.8, 20, 1.5),
+        "qwen3.5-instruct-reasoning": (1.0, 1.0, 40, 2.0),
+    }
+    assert all("Qwen3.5 model cards" in PRESETS[k].source for k in rows)
