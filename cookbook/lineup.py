@@ -137,15 +137,93 @@ def fit(ck: Checkpoint, hw: Hardware, utilization: float = UTILIZATION, min_toke
     return None
 
 
+# Qwen3-VL's successors (14): every published size (QwenLM/Qwen3.8 README; the vLLM recipes). One hybrid
+# checkpoint per size, thinking switched with enable_thinking. "A" sizes are mixture-of-experts.
+SUCCESSOR_FAMILY: dict[str, dict[str, object]] = {
+    "Qwen3.5": {"released": "2026-02/03",
+                "sizes": ("0.8B", "2B", "4B", "9B", "27B", "35B-A3B", "122B-A10B", "397B-A17B"),
+                "thinking": "enable_thinking (on by default)"},
+    "Qwen3.6": {"released": "2026-04", "sizes": ("27B", "35B-A3B"),
+                "thinking": "enable_thinking, preserve_thinking (keep earlier turns' reasoning)"},
+    "Qwen3.8": {"released": "2026-08", "sizes": ("27B", "2.4T-A95B"),
+                "thinking": "enable_thinking, reasoning_effort (low, medium, xhigh)"},
+}
+# Cache allowance of the successors' sizing rule: two 8K-token requests of Qwen3.6-27B take 1.3 GiB by
+# 14's cache_bytes (KV on its 16 full-attention layers + the fixed DeltaNet states); a Qwen3-VL of that
+# size needs 4 GiB. Their shapes are not all published, so one allowance serves every size.
+SUCCESSOR_CACHE_GIB = 1.5
+_SIZE = re.compile(r"(?P<total>[\d.]+)(?P<unit>[BT])(?:-A(?P<active>[\d.]+)B)?")
+
+
+@dataclass(frozen=True)
+class Successor:
+    """One published Qwen3.5/3.6/3.8 checkpoint: id, family, size, parameters (total, active for MoE) (14)."""
+
+    id: str
+    family: str
+    size: str
+    params_b: float
+    active_params_b: float | None
+
+    @property
+    def weights_gib(self) -> float:
+        """bf16 weights by the published parameter count (2 bytes each)."""
+        return round(self.params_b * 1e9 * 2 / GIB, 1)
+
+    @property
+    def min_memory_gib(self) -> float:
+        """What the machine needs: weights, the overhead rule, the cache allowance, / utilization."""
+        return round((self.weights_gib * (1 + OVERHEAD_FRACTION) + OVERHEAD_GIB + SUCCESSOR_CACHE_GIB)
+                     / UTILIZATION, 1)
+
+
+def _successors() -> tuple[Successor, ...]:
+    out = []
+    for family, row in SUCCESSOR_FAMILY.items():
+        for size in row["sizes"]:
+            m = _SIZE.fullmatch(size)
+            total = float(m.group("total")) * (1000 if m.group("unit") == "T" else 1)
+            active = float(m.group("active")) if m.group("active") else None
+            out.append(Successor(f"Qwen/{family}-{size}", family, size, total, active))
+    return tuple(out)
+
+
+SUCCESSORS: tuple[Successor, ...] = _successors()
+
+
+def recommend_successor(hw: Hardware | None = None) -> tuple[Successor, str]:
+    """The largest successor this machine holds in bf16 (newest family first at equal size), and why (14).
+
+    On CUDA the weights may be split over every GPU (tensor parallel), as lineup.fit does for MoE."""
+    hw = hw or hardware()
+    order = sorted(SUCCESSORS, key=lambda c: (c.params_b, c.family), reverse=True)
+    if not hw.cuda:
+        size = "4B" if hw.mps and hw.ram_gb >= 16 else "2B"
+        pick = next(c for c in order if c.size == size)
+        return pick, f"no CUDA GPU: the {size} size, as for Qwen3-VL."
+    room = gpu_gib(hw) * len(hw.gpus)
+    for c in order:
+        if c.min_memory_gib <= room:
+            return c, (f"{c.weights_gib:.1f} GiB of bf16 weights + overhead + a {SUCCESSOR_CACHE_GIB} GiB "
+                       f"cache allowance fit {len(hw.gpus)} x {gpu_gib(hw):.1f} GiB; Qwen's cards say "
+                       "Qwen3.5 outperforms Qwen3-VL, visual benchmarks included.")
+    return order[-1], f"only {gpu_gib(hw):.1f} GiB per GPU: the smallest successor."
+
+
 @dataclass(frozen=True)
 class Recommendation(Pretty):
-    """The checkpoint picked for a machine, and why."""
+    """The checkpoint picked for a machine, and why; with the successor to consider today (14)."""
 
     checkpoint: Checkpoint
     reason: str
+    successor: Successor | None = None
+    successor_reason: str = ""
 
     def __str__(self) -> str:
-        return f"{self.checkpoint.id}\n  why: {self.reason}"
+        text = f"{self.checkpoint.id}\n  why: {self.reason}"
+        if self.successor is not None:
+            text += f"\n  or its successor: {self.successor.id} ({self.successor_reason})"
+        return text
 
 
 def _pick(size: str, variant: str, fp8: bool) -> Checkpoint:
@@ -160,13 +238,15 @@ def recommend_model(hw: Hardware | None = None, thinking: bool = False) -> Recom
         size = "4B" if hw.mps and hw.ram_gb >= 16 else "2B"
         return Recommendation(_pick(size, variant, fp8=False), (
             f"no CUDA GPU ({hw.device}, {hw.ram_gb:.0f} GB RAM): the {size} model in bf16 is the largest that "
-            "answers in reasonable time here; FP8 checkpoints need a CUDA GPU."))
+            "answers in reasonable time here; FP8 checkpoints need a CUDA GPU."), *recommend_successor(hw))
     kind = "FP8 (these GPUs have FP8 tensor cores)" if hw.fp8 else "bf16 (no FP8 tensor cores: transformers would dequantize FP8)"
     for size in PREFERENCE:
         ck = _pick(size, variant, fp8=hw.fp8)
         f = fit(ck, hw)
         if f is not None:
             return Recommendation(ck, (
-                f"the strongest size whose {kind} weights fit {len(hw.gpus)} x {gpu_gib(hw):.1f} GiB: {f}."))
+                f"the strongest size whose {kind} weights fit {len(hw.gpus)} x {gpu_gib(hw):.1f} GiB: {f}."),
+                *recommend_successor(hw))
     ck = _pick("2B", variant, fp8=hw.fp8)
-    return Recommendation(ck, f"only {gpu_gib(hw):.1f} GiB per GPU: even the 2B model leaves little room for context.")
+    return Recommendation(ck, f"only {gpu_gib(hw):.1f} GiB per GPU: even the 2B model leaves little room for context.",
+                          *recommend_successor(hw))

@@ -1,26 +1,14 @@
 """Qwen3-VL's successors, Qwen3.5, 3.6 and 3.8: what changed, shown on the model's own code (14_successors).
 
-The saved cells of notebook 14: the family's published sizes, the hybrid layer map, the cache and
-parameter rules of the hybrid backbone (checked against a real model's tensors), and the vLLM command.
+The saved cells of notebook 14: a published shape, the hybrid layer map, the cache and parameter rules
+of the hybrid backbone (checked against a real model's tensors), and the vLLM command. The family's
+sizes live with the Qwen3-VL line-up (``cookbook.lineup.SUCCESSOR_FAMILY``).
 """
 
 from __future__ import annotations
 
 import shlex
 from typing import Any
-
-# Published checkpoints (QwenLM/Qwen3.8 README, the family's home; vLLM recipes for Qwen3.5/3.6).
-# "A" sizes are mixture-of-experts: total parameters, then the active ones per token.
-FAMILY: dict[str, dict[str, Any]] = {
-    "Qwen3.5": {"released": "2026-02/03",
-                "sizes": ("0.8B", "2B", "4B", "9B", "27B", "35B-A3B", "122B-A10B", "397B-A17B"),
-                "thinking": "enable_thinking (on by default)"},
-    "Qwen3.6": {"released": "2026-04", "sizes": ("27B", "35B-A3B"),
-                "thinking": "enable_thinking, preserve_thinking (keep earlier turns' reasoning)"},
-    "Qwen3.8": {"released": "2026-08", "sizes": ("27B", "2.4T-A95B"),
-                "thinking": "enable_thinking, reasoning_effort (low, medium, xhigh)"},
-}
-
 
 # Published shapes of the language model, as Qwen3_5TextConfig arguments. Qwen3.6-27B: its model card's
 # "Model Overview" (hidden 5120, 64 layers as 16 x (3 Gated DeltaNet + 1 gated attention), DeltaNet

@@ -70,10 +70,12 @@ def test_default_config_is_three_to_one_and_the_cache_is_a_quarter():
 
 
 def test_family_lists_the_published_sizes():
-    assert successors.FAMILY["Qwen3.5"]["sizes"] == (
+    from cookbook.lineup import SUCCESSOR_FAMILY
+
+    assert SUCCESSOR_FAMILY["Qwen3.5"]["sizes"] == (
         "0.8B", "2B", "4B", "9B", "27B", "35B-A3B", "122B-A10B", "397B-A17B")
-    assert successors.FAMILY["Qwen3.6"]["sizes"] == ("27B", "35B-A3B")
-    assert successors.FAMILY["Qwen3.8"]["sizes"] == ("27B", "2.4T-A95B")
+    assert SUCCESSOR_FAMILY["Qwen3.6"]["sizes"] == ("27B", "35B-A3B")
+    assert SUCCESSOR_FAMILY["Qwen3.8"]["sizes"] == ("27B", "2.4T-A95B")
 
 
 def test_vllm_command_has_the_recipe_flags():
@@ -121,3 +123,41 @@ def test_successor_presets_are_the_cards_rows():
         "qwen3.5-instruct-reasoning": (1.0, 1.0, 40, 2.0),
     }
     assert all("Qwen3.5 model cards" in PRESETS[k].source for k in rows)
+
+
+def test_successor_line_up_reads_the_published_sizes():
+    from cookbook.lineup import SUCCESSORS
+
+    by_id = {c.id: c for c in SUCCESSORS}
+    assert len(by_id) == 12
+    moe = by_id["Qwen/Qwen3.5-397B-A17B"]
+    assert (moe.params_b, moe.active_params_b) == (397.0, 17.0)
+    assert by_id["Qwen/Qwen3.8-2.4T-A95B"].params_b == 2400.0
+    assert by_id["Qwen/Qwen3.5-9B"].active_params_b is None
+    assert by_id["Qwen/Qwen3.5-9B"].weights_gib == round(9e9 * 2 / 2**30, 1)
+
+
+@pytest.mark.parametrize(("gpus", "gb", "expected"), [
+    (1, 8, "Qwen/Qwen3.5-2B"), (1, 24, "Qwen/Qwen3.5-9B"), (1, 80, "Qwen/Qwen3.8-27B"),
+    (8, 80, "Qwen/Qwen3.5-122B-A10B"),
+])
+def test_recommendation_names_the_largest_successor_that_fits(gpus, gb, expected):
+    from cookbook.lineup import SUCCESSORS, gpu_gib, machine, recommend_model
+
+    hw = machine("GPU", gb, (8, 9), gpus)
+    rec = recommend_model(hw)
+    assert rec.successor.id == expected and rec.successor_reason
+    room = gpu_gib(hw) * gpus
+    assert rec.successor.min_memory_gib <= room
+    assert not [c for c in SUCCESSORS if c.params_b > rec.successor.params_b and c.min_memory_gib <= room]
+    assert f"or its successor: {expected}" in str(rec)
+
+
+def test_cache_allowance_covers_two_8k_requests_of_the_27b():
+    from transformers import Qwen3_5TextConfig
+
+    from cookbook.lineup import SUCCESSOR_CACHE_GIB
+
+    big = Qwen3_5TextConfig(**successors.TEXT_CONFIGS["Qwen3.6-27B"])
+    need = successors.cache_bytes(big, 8192, batch=2)["total"] / 2**30
+    assert need <= SUCCESSOR_CACHE_GIB < 2 * need
