@@ -156,8 +156,10 @@ def settings() -> Settings:
     elif requested == "auto":
         model = recommend_model().checkpoint.id
         thinking, device = "thinking" in model.lower(), hardware().device
-    else:
-        model, thinking, device = requested, "thinking" in requested.lower(), hardware().device
+    else:  # a Qwen3.5/3.6/3.8 is one hybrid checkpoint that thinks by default (14)
+        lower = requested.lower()
+        thinking = "thinking" in lower or any(p in lower for p in SUCCESSOR_PREFIXES)
+        model, device = requested, hardware().device
     return Settings(
         requested=requested, model=model, smoke=bool(flavour), thinking=thinking, device=device,
         hub=hub, endpoint=endpoint, offline=offline(), budget=budget(),

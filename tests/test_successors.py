@@ -161,3 +161,15 @@ def test_cache_allowance_covers_two_8k_requests_of_the_27b():
     big = Qwen3_5TextConfig(**successors.TEXT_CONFIGS["Qwen3.6-27B"])
     need = successors.cache_bytes(big, 8192, batch=2)["total"] / 2**30
     assert need <= SUCCESSOR_CACHE_GIB < 2 * need
+
+
+def test_settings_shows_a_successor_as_thinking(monkeypatch):
+    import cookbook as cb
+
+    monkeypatch.setenv("COOKBOOK_MODEL", "Qwen/Qwen3.5-9B")
+    assert cb.settings().thinking and cb.successor() == "Qwen/Qwen3.5-9B"
+    monkeypatch.setenv("COOKBOOK_MODEL", "tiny-qwen3.5")
+    s = cb.settings()
+    assert s.smoke and s.thinking and s.model == "tiny-qwen3.5" and "tiny random-weight Qwen3.5" in str(s)
+    monkeypatch.setenv("COOKBOOK_MODEL", "Qwen/Qwen3-VL-8B-Instruct")
+    assert not cb.settings().thinking
