@@ -233,8 +233,8 @@ def vllm_plan(hw: Hardware, model: str, *, images: int = 4, videos: int = 1, tex
                           f"image(s) + {videos} video(s) + {TEXT_RESERVE} text tokens fit {length:,} (vLLM PR #34402)."))
     if videos:
         flags.append(Flag("--media-io-kwargs", json.dumps({"video": {"num_frames": -1}}),
-                          "keep every frame of a video_url; the processor samples them (2 fps, or per request "
-                          "mm_processor_kwargs fps/do_sample_frames). Without it vLLM pre-samples 32 frames."))
+                          "no 32-frame pre-sampling of a video_url: vLLM samples it at the model's 2 fps and keeps the "
+                          "real frame indices, so the <t seconds> stamps are right (measured on vLLM 0.32)."))
     if f.tensor_parallel > 1:
         flags.append(Flag("--mm-encoder-tp-mode", "data", "a whole vision encoder per GPU instead of a split one "
                           "(Qwen3-VL README, vLLM recipe): small encoder, less communication."))
