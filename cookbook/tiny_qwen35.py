@@ -214,7 +214,7 @@ def _write_checkpoint(folder: Path) -> None:
     tokenizer = _tokenizer()
     ids = {text: tokenizer.convert_tokens_to_ids(text) for text, _ in SPECIAL_TOKENS}
     # Features: the released Qwen3.5 configs (hybrid layer_types, partial rotary 0.25, interleaved
-    # MRoPE, gated DeltaNet heads). Sizes: head_dim 64 as the tiny Qwen3-VL, hidden 256.
+    # MRoPE, gated DeltaNet heads of 128). Sizes: attention head_dim 64 as the tiny Qwen3-VL, hidden 256.
     config = Qwen3_5Config(
         text_config={
             "vocab_size": len(tokenizer),
@@ -226,8 +226,8 @@ def _write_checkpoint(folder: Path) -> None:
             "num_key_value_heads": 2,
             "head_dim": 64,
             "linear_conv_kernel_dim": 4,
-            "linear_key_head_dim": 32,
-            "linear_value_head_dim": 32,
+            "linear_key_head_dim": 128,  # as released; vLLM's CPU DeltaNet kernel refuses 32
+            "linear_value_head_dim": 128,  # ("Unexpected head dim size, 32", vLLM 0.32.0)
             "linear_num_key_heads": 2,
             "linear_num_value_heads": 4,
             "hidden_act": "silu",

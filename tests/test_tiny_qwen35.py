@@ -142,7 +142,7 @@ def test_cache_holds_kv_only_on_full_attention_layers(loaded):
             assert not hasattr(layer, "keys")
             # conv state: (batch, 2 x key dim + value dim, kernel); recurrent: (batch, v heads, k, v)
             shapes.append((tuple(layer.conv_states[0].shape), tuple(layer.recurrent_states[0].shape)))
-    assert set(shapes) == {((1, 2 * 64 + 128, 4), (1, 4, 32, 32))}  # the same for both lengths
+    assert set(shapes) == {((1, 2 * 256 + 512, 4), (1, 4, 128, 128))}  # the same for both lengths
 
 
 # --- the chat template: what the published Qwen3.5 template renders --------------------------
