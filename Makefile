@@ -65,8 +65,8 @@ book: $(STAMP) ## the notebooks as `make lab-test` executed them, as a static si
 	$(SMOKE_ENV) $(PY) -m pytest -q tests/book
 
 # The notebooks whose lessons apply to Qwen3-VL's successors (issue 24), run unchanged on the tiny
-# Qwen3.5 (cookbook/tiny_qwen35.py). Not in `make test`: on 2 shared cores the six took 12.6 minutes
-# (2026-12-07: 01 67 s, 02 88 s, 07 143 s, 08 98 s, 09 151 s, 10 208 s), over the 6 minutes allowed.
+# Qwen3.5 (cookbook/tiny_qwen35.py). Not in `make test`: on 2 shared cores this target took 10 min 30 s
+# (2026-12-07: 01 46 s, 02 29 s, 07 81 s, 08 190 s, 09 110 s, 10 171 s), over the 6 minutes allowed.
 SUCCESSOR_NOTEBOOKS := $(addprefix notebooks/,01_first_image_chat.ipynb 02_generation_parameters.ipynb \
   07_video.ipynb 08_spatial_grounding.ipynb 09_documents_ocr.ipynb 10_stem_reasoning.ipynb)
 successor-smoke: $(STAMP) ## notebooks 01 02 07 08 09 10 headless on the tiny Qwen3.5 (COOKBOOK_MODEL=tiny-qwen3.5)
