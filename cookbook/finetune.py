@@ -27,20 +27,22 @@ REFER = "Locate {ref}, output its bbox coordinates using JSON format."  # the 2d
 
 def grounding_example(image: Any, box: Sequence[float], ref: str, label: str) -> dict:
     """One example in TRL's vision format: ``images`` and ``messages`` (an image placeholder, the
-    question, the answer as Qwen3-VL writes it: bbox_2d in 0-1000), plus the truth ``box`` in pixels (13)."""
+    question, the answer as Qwen3-VL writes it: bbox_2d in 0-1000), plus the truth ``box`` in pixels
+    and ``label`` (13)."""
     width, height = image.size
     rel = [round(v / (width if i % 2 == 0 else height) * 1000) for i, v in enumerate(box)]
     answer = json.dumps([{"bbox_2d": rel, "label": label}])
-    return {"images": [image], "box": [float(v) for v in box], "messages": [
+    return {"images": [image], "box": [float(v) for v in box], "label": label, "messages": [
         {"role": "user", "content": [{"type": "image"}, {"type": "text", "text": REFER.format(ref=ref)}]},
         {"role": "assistant", "content": [{"type": "text", "text": answer}]},
     ]}
 
 
-def shapes_split(n: int, seed: int, size: int = 128, grid: int = 3) -> list[dict]:
+def shapes_split(n: int, seed: int, size: int = 128, grid: int = 3, named: bool = True) -> list[dict]:
     """``n`` examples of one shape (08's colours and kinds) in one cell of a ``grid`` x ``grid``
     layout of a ``size``-pixel canvas, at a random size and offset; example i is drawn from seed
-    ``seed + i``, so splits from other seeds share no image (13)."""
+    ``seed + i``, so splits from other seeds share no image. The question names the shape, or with
+    ``named=False`` asks for "the shape", so the label in the answer must be read from the image (13)."""
     import random
 
     from PIL import Image
@@ -56,7 +58,7 @@ def shapes_split(n: int, seed: int, size: int = 128, grid: int = 3) -> list[dict
         canvas = Image.new("RGB", (size, size), (246, 244, 238))
         box = [v * size / 1000 for v in (x, y, x + w, y + h)]
         _draw_shape(canvas, kind, box, COLORS[color])
-        out.append(grounding_example(canvas, box, f"the {color} {kind}", f"{color} {kind}"))
+        out.append(grounding_example(canvas, box, f"the {color} {kind}" if named else "the shape", f"{color} {kind}"))
     return out
 
 
@@ -274,17 +276,19 @@ def peak_memory(step: Callable[[], Any], device: str = "cpu", every_s: float = 0
 
 def score_boxes(answers: Sequence[str], examples: Sequence[dict], threshold: float = 0.5) -> dict:
     """Mean IoU and RefCOCO's accuracy (IoU >= ``threshold``, 08's ``refcoco_accuracy``) of one answer
-    per example against its ``box``; an answer with no box is a miss and IoU 0 (13)."""
-    predicted = []
+    per example against its ``box``; an answer with no box is a miss and IoU 0. ``label``: the share of
+    first boxes whose label equals the example's, exactly (13)."""
+    predicted, labels = [], []
     for answer, example in zip(answers, examples, strict=True):
         width, height = example["images"][0].size
         try:
-            boxes = [it["box"] for it in parse(answer, width, height) if "box" in it]
+            boxes = [it for it in parse(answer, width, height) if "box" in it]
         except ValueError:                  # ParseError: no JSON in the answer
             boxes = []
-        predicted.append(boxes[0] if boxes else None)
+        predicted.append(boxes[0]["box"] if boxes else None)
+        labels.append(bool(boxes) and boxes[0].get("label") == example["label"])
     truth = [e["box"] for e in examples]
     ious = [iou(p, t) if p is not None else 0.0 for p, t in zip(predicted, truth, strict=True)]
     return {"accuracy@0.5": refcoco_accuracy(predicted, truth, threshold),
-            "mean_iou": sum(ious) / max(1, len(ious)),
+            "mean_iou": sum(ious) / max(1, len(ious)), "label": sum(labels) / max(1, len(labels)),
             "with_box": sum(p is not None for p in predicted) / max(1, len(predicted)), "n": len(ious)}

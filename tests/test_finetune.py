@@ -43,6 +43,15 @@ def test_shapes_split_truth_and_held_out():
         assert e["messages"][0]["content"][0] == {"type": "image"}
 
 
+def test_an_unnamed_split_asks_for_the_shape_and_keeps_the_truth():
+    named, unnamed = ft.shapes_split(4, seed=3), ft.shapes_split(4, seed=3, named=False)
+    for n, u in zip(named, unnamed, strict=True):
+        assert n["images"][0].tobytes() == u["images"][0].tobytes() and n["box"] == u["box"]
+        assert n["label"] == u["label"] and n["messages"][1] == u["messages"][1]   # same answer, label included
+        assert n["label"] in n["messages"][0]["content"][1]["text"]
+        assert u["messages"][0]["content"][1]["text"] == ft.REFER.format(ref="the shape")
+
+
 def test_with_images_fills_placeholders_without_changing_input():
     e = ft.shapes_split(1, seed=3)[0]
     filled = ft.with_images(e["messages"], e["images"])
@@ -146,6 +155,10 @@ def test_score_boxes_reference_is_perfect_and_noise_is_zero():
     noise = ["no box here", "[1, 2", "", '{"bbox_2d": [0, 0, 5, 5]}', "```json\n[]\n```"]
     scores = ft.score_boxes(noise, examples)
     assert scores["accuracy@0.5"] == 0.0 and scores["with_box"] == 0.2
+    assert ft.score_boxes(reference, examples)["label"] == 1.0
+    relabelled = [r.replace(e["label"], "nothing at all") for r, e in zip(reference, examples, strict=True)]
+    assert ft.score_boxes(relabelled, examples) | {"label": 1.0} == ft.score_boxes(reference, examples)
+    assert ft.score_boxes(relabelled, examples)["label"] == 0.0 and scores["label"] == 0.0
     boxes = [grounding.parse(r, 128, 128)[0]["box"] for r in reference]
     assert grounding.refcoco_accuracy(boxes, [e["box"] for e in examples]) == 1.0
 
