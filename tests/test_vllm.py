@@ -3,6 +3,7 @@ the reasoning parser, and the errors a learner meets. Skipped, with the reason, 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from typing import Annotated, Literal
 
@@ -154,3 +155,38 @@ def test_context_overflow_is_a_clear_error(instruct):
     with pytest.raises(openai.BadRequestError) as info:
         client.chat.completions.create(model=server.model, messages=[{"role": "user", "content": long}], max_tokens=2)
     assert cb.client.explain(info.value, client, server.model).kind == "context too long"
+
+
+@pytest.fixture(scope="module")
+def adapter(tmp_path_factory):
+    """A LoRA adapter for the tiny model, saved by PEFT as 13 saves one; its B matrices are random
+    (``init_lora_weights=False``), so unlike a fresh adapter it changes the logits."""
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForImageTextToText
+
+    from cookbook.finetune import lora_targets
+
+    model = AutoModelForImageTextToText.from_pretrained(tiny.build("instruct"))
+    config = LoraConfig(r=8, lora_alpha=16, target_modules=lora_targets(model), init_lora_weights=False)
+    out = tmp_path_factory.mktemp("adapter")
+    get_peft_model(model, config).save_pretrained(out)
+    return out
+
+
+def test_a_lora_adapter_is_served_beside_the_base_model(adapter):
+    folder = str(tiny.build("instruct"))
+    plan = sv.cpu_plan(folder, images=1, videos=0, tools=False)
+    plan = dataclasses.replace(plan, flags=plan.flags + (
+        sv.Flag("--enable-lora", None, "13's adapter"), sv.Flag("--lora-modules", f"shapes={adapter}", "served as 'shapes'"),
+        sv.Flag("--max-lora-rank", "8", "the adapter's rank")))
+    with sv.start(folder, kind="vllm", plan=plan) as server:
+        client = openai.OpenAI(base_url=server.base_url, api_key="EMPTY", max_retries=0)
+        assert [m.id for m in client.models.list()] == [folder, "shapes"]
+
+        def first_token(model: str) -> dict:
+            r = client.chat.completions.create(model=model, messages=[{"role": "user", "content": "Where is the red circle?"}],
+                                               max_tokens=1, temperature=0, logprobs=True, top_logprobs=5)
+            return {t.token: round(t.logprob, 4) for t in r.choices[0].logprobs.content[0].top_logprobs}
+
+        base, adapted = first_token(folder), first_token("shapes")
+    assert base and adapted and base != adapted  # the request named the adapter, and the adapter took effect
