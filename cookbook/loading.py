@@ -104,12 +104,12 @@ def fetch(model: str | None = None, check_memory: bool = True) -> Path:
 
     Refuses, with the fix, a checkpoint too big for this machine (``check_memory=False`` skips that).
     """
-    from cookbook import tiny
+    from cookbook import tiny, tiny_qwen35
 
     name = model or settings().model
     flavour = tiny_flavour(name)
     if flavour:
-        return tiny.build(flavour)
+        return tiny_qwen35.build() if flavour == "qwen3.5" else tiny.build(flavour)
     if Path(name).expanduser().is_dir():
         return Path(name).expanduser()
     hw = hardware()

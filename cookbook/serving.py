@@ -641,9 +641,9 @@ def local_model(name: str | None = None) -> str:
     name = name or settings().model
     flavour = tiny_flavour(name)
     if flavour:
-        from cookbook import tiny
+        from cookbook.loading import fetch
 
-        return str(tiny.build(flavour))
+        return str(fetch(name))
     return name
 
 

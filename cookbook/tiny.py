@@ -468,12 +468,8 @@ def build(flavour: str = "instruct", root: Path | None = None, force: bool = Fal
     """Build once (cached under `root`) the tiny random Qwen3-VL checkpoint and return its folder (00).
 
     `cb.load()` uses it in smoke mode (COOKBOOK_MODEL=tiny or tiny-thinking), so every notebook runs.
-    ``flavour="qwen3.5"`` builds the tiny successor instead (cookbook/tiny_qwen35.py, COOKBOOK_MODEL=tiny-qwen3.5).
+    The tiny successor (COOKBOOK_MODEL=tiny-qwen3.5) is built by cookbook/tiny_qwen35.py.
     """
-    if flavour == "qwen3.5":
-        from cookbook import tiny_qwen35
-
-        return tiny_qwen35.build(root, force)
     if flavour not in FLAVOURS:
         raise ValueError(f"flavour must be one of {FLAVOURS}, got {flavour!r}")
     root = Path(root).expanduser() if root is not None else default_root()

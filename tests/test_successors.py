@@ -8,7 +8,7 @@ from dataclasses import replace
 
 import pytest
 
-from cookbook import memory, successors, tiny
+from cookbook import memory, successors, tiny_qwen35
 from cookbook.settings import successor
 
 
@@ -16,7 +16,7 @@ from cookbook.settings import successor
 def loaded(tmp_path_factory):
     from transformers import AutoModelForImageTextToText, AutoProcessor
 
-    folder = tiny.build("qwen3.5", root=tmp_path_factory.mktemp("tiny35"))
+    folder = tiny_qwen35.build(root=tmp_path_factory.mktemp("tiny35"))
     return AutoModelForImageTextToText.from_pretrained(folder).eval(), AutoProcessor.from_pretrained(folder)
 
 

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from cookbook import tiny, tiny_qwen35
+from cookbook import tiny_qwen35
 from cookbook.settings import tiny_flavour
 
 IMG = "<|vision_start|><|image_pad|><|vision_end|>"
@@ -23,7 +23,7 @@ WEATHER_TOOL = {
 @pytest.fixture(scope="module")
 def folder(tmp_path_factory):
     """The tiny Qwen3.5 built into a fresh cache folder through tiny.build's dispatch."""
-    return tiny.build("qwen3.5", root=tmp_path_factory.mktemp("tiny35"))
+    return tiny_qwen35.build(root=tmp_path_factory.mktemp("tiny35"))
 
 
 @pytest.fixture(scope="module")
@@ -59,7 +59,7 @@ def test_builds_offline_with_the_real_classes(folder, loaded):
     assert type(processor.video_processor).__name__ == "Qwen3VLVideoProcessor"
     config = json.loads((folder / "config.json").read_text())
     assert config["model_type"] == "qwen3_5"
-    assert tiny.build("qwen3.5", root=folder.parent) == folder  # cached: same folder, no rebuild
+    assert tiny_qwen35.build(root=folder.parent) == folder  # cached: same folder, no rebuild
 
 
 def test_layer_map_is_hybrid_three_to_one(loaded):
