@@ -65,8 +65,8 @@ book: $(STAMP) ## the notebooks as `make lab-test` executed them, as a static si
 	$(SMOKE_ENV) $(PY) -m pytest -q tests/book
 
 # The notebooks whose lessons apply to Qwen3-VL's successors (issue 24), run unchanged on the tiny
-# Qwen3.5 (cookbook/tiny_qwen35.py); part of `make test`. On 2 cores shared with another job it took
-# 10 min 30 s (2026-12-07: 01 46 s, 02 29 s, 07 81 s, 08 190 s, 09 110 s, 10 171 s).
+# Qwen3.5 (cookbook/tiny_qwen35.py); part of `make test`: 3 min 11 s in the fresh-clone CI run of
+# 2026-12-07 on 2 idle cores (01 20 s, 02 24 s, 07 63 s, 08 22 s, 09 29 s, 10 31 s).
 SUCCESSOR_NOTEBOOKS := $(addprefix notebooks/,01_first_image_chat.ipynb 02_generation_parameters.ipynb \
   07_video.ipynb 08_spatial_grounding.ipynb 09_documents_ocr.ipynb 10_stem_reasoning.ipynb)
 successor-smoke: $(STAMP) ## notebooks 01 02 07 08 09 10 headless on the tiny Qwen3.5 (COOKBOOK_MODEL=tiny-qwen3.5)
