@@ -76,7 +76,7 @@ class Settings(Pretty):
         text = "\n".join(f"{k:>15}: {v}" for k, v in rows)
         if self.smoke:
             text += (
-                f"\n\nSMOKE RUN: a tiny random-weight {'Qwen3.5' if 'qwen3.5' in self.model else 'Qwen3-VL'}"
+                f"\n\nSMOKE RUN: a tiny random-weight {'Qwen3.5' if is_successor(self.model) else 'Qwen3-VL'}"
                 " (real architecture, processor and chat"
                 "\ntemplate) stands in for the real model. Every code path runs; every answer is"
                 "\nnonsense. Set COOKBOOK_MODEL to a real checkpoint for real answers."
@@ -109,13 +109,19 @@ SUCCESSOR_OF = {"2B": "2B", "4B": "4B", "8B": "9B", "32B": "27B", "30B-A3B": "35
 SUCCESSOR_PREFIXES = ("qwen3.5", "qwen3.6", "qwen3.8")
 
 
+def is_successor(name: str) -> bool:
+    """Whether ``name`` is a Qwen3.5-architecture model (Qwen3.5, 3.6, 3.8: one hybrid checkpoint that
+    thinks unless ``enable_thinking=False``), the tiny one included (14)."""
+    return any(p in name.lower() for p in SUCCESSOR_PREFIXES)
+
+
 def successor(name: str | None = None) -> str:
     """The Qwen3.5-architecture model notebook 14 loads: ``tiny-qwen3.5`` in a smoke run, the model itself
     when it already is a Qwen3.5/3.6/3.8, else ``Qwen/Qwen3.5-<size>`` of the nearest size (14)."""
     name = name or settings().model
     if tiny_flavour(name):
         return "tiny-qwen3.5"
-    if any(p in name.lower() for p in SUCCESSOR_PREFIXES):
+    if is_successor(name):
         return name
     size = next((k for k in sorted(SUCCESSOR_OF, key=len, reverse=True) if f"-{k.lower()}" in name.lower()), "4B")
     return f"Qwen/Qwen3.5-{SUCCESSOR_OF[size]}"
@@ -151,15 +157,14 @@ def settings() -> Settings:
         else _env("MODELSCOPE_DOMAIN", "www.modelscope.cn")
     )
     if flavour:
-        # Qwen3.5 is one hybrid checkpoint whose template thinks unless enable_thinking=False.
-        model, thinking, device = f"tiny-{flavour}", flavour in ("thinking", "qwen3.5"), "cpu"
+        model, device = f"tiny-{flavour}", "cpu"
+        thinking = flavour == "thinking" or is_successor(model)
     elif requested == "auto":
         model = recommend_model().checkpoint.id
         thinking, device = "thinking" in model.lower(), hardware().device
     else:  # a Qwen3.5/3.6/3.8 is one hybrid checkpoint that thinks by default (14)
-        lower = requested.lower()
-        thinking = "thinking" in lower or any(p in lower for p in SUCCESSOR_PREFIXES)
         model, device = requested, hardware().device
+        thinking = "thinking" in requested.lower() or is_successor(requested)
     return Settings(
         requested=requested, model=model, smoke=bool(flavour), thinking=thinking, device=device,
         hub=hub, endpoint=endpoint, offline=offline(), budget=budget(),
