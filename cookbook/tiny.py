@@ -341,15 +341,10 @@ def _write_checkpoint(folder: Path, flavour: str) -> None:
     """Write config, weights, tokenizer, processors and chat template of one flavour into folder."""
     import torch
     from transformers import (
-        GenerationConfig,
         Qwen2Tokenizer,
-        Qwen2VLImageProcessor,
         Qwen3VLConfig,
         Qwen3VLForConditionalGeneration,
-        Qwen3VLProcessor,
-        Qwen3VLVideoProcessor,
     )
-    from transformers.utils import logging as hf_logging
 
     extra = [text for text, special in SPECIAL_TOKENS if special and text != "<|endoftext|>"]
     tokenizer = Qwen2Tokenizer(
@@ -418,8 +413,24 @@ def _write_checkpoint(folder: Path, flavour: str) -> None:
     with torch.random.fork_rng(devices=[]):  # fixed weights, caller's random state untouched
         torch.manual_seed(SEED)
         model = Qwen3VLForConditionalGeneration(config).eval()
+    save_checkpoint(folder, model, tokenizer, ids, CHAT_TEMPLATES[flavour])
+    # The tokenizer alone (AutoTokenizer) gets the same template, as in the released checkpoints.
+    cfg_path = folder / "tokenizer_config.json"
+    cfg = json.loads(cfg_path.read_text(encoding="utf-8"))
+    if "chat_template" not in cfg and not (folder / "chat_template.jinja").exists():
+        cfg["chat_template"] = CHAT_TEMPLATES[flavour]
+        cfg_path.write_text(json.dumps(cfg, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+
+
+def save_checkpoint(folder: Path, model, tokenizer, ids: dict[str, int], chat_template: str) -> None:
+    """Write a tiny model's folder: the weights with a greedy generation config, and the Qwen3-VL
+    processor (image and video processors at the released checkpoints' budgets) with ``chat_template``.
+    Shared by this tiny Qwen3-VL and the tiny Qwen3.5 (tiny_qwen35.py), whose processors are the same classes."""
+    from transformers import GenerationConfig, Qwen2VLImageProcessor, Qwen3VLProcessor, Qwen3VLVideoProcessor
+    from transformers.utils import logging as hf_logging
+
     # Stop on <|im_end|> or <|endoftext|>, as the released checkpoints do. Unlike them (their
-    # generation_config.json samples: temperature 0.7, top-p 0.8, top-k 20 for Instruct), the tiny
+    # generation_config.json samples: temperature 0.7, top-p 0.8, top-k 20 for Instruct), a tiny
     # model decodes greedily by default, so servers and tests that pass no sampling settings get
     # the same tokens every run. cb.chat always passes a preset's settings explicitly.
     model.generation_config = GenerationConfig(
@@ -437,31 +448,18 @@ def _write_checkpoint(folder: Path, flavour: str) -> None:
 
     mean_std = {"image_mean": [0.5, 0.5, 0.5], "image_std": [0.5, 0.5, 0.5]}
     grid = {"patch_size": 16, "temporal_patch_size": 2, "merge_size": 2}
-    image_processor = Qwen2VLImageProcessor(
-        size={"shortest_edge": 64 * 32 * 32, "longest_edge": 16384 * 32 * 32}, **grid, **mean_std
-    )
-    video_processor = Qwen3VLVideoProcessor(
-        size={"shortest_edge": 4 * 32 * 32, "longest_edge": 24576 * 32 * 32},
-        fps=2,
-        min_frames=4,
-        max_frames=768,
-        do_sample_frames=True,
-        **grid,
-        **mean_std,
-    )
     processor = Qwen3VLProcessor(
-        image_processor=image_processor,
+        image_processor=Qwen2VLImageProcessor(
+            size={"shortest_edge": 64 * 32 * 32, "longest_edge": 16384 * 32 * 32}, **grid, **mean_std
+        ),
         tokenizer=tokenizer,
-        video_processor=video_processor,
-        chat_template=CHAT_TEMPLATES[flavour],
+        video_processor=Qwen3VLVideoProcessor(
+            size={"shortest_edge": 4 * 32 * 32, "longest_edge": 24576 * 32 * 32}, fps=2,
+            min_frames=4, max_frames=768, do_sample_frames=True, **grid, **mean_std,
+        ),
+        chat_template=chat_template,
     )
     processor.save_pretrained(folder)
-    # The tokenizer alone (AutoTokenizer) gets the same template, as in the released checkpoints.
-    cfg_path = folder / "tokenizer_config.json"
-    cfg = json.loads(cfg_path.read_text(encoding="utf-8"))
-    if "chat_template" not in cfg and not (folder / "chat_template.jinja").exists():
-        cfg["chat_template"] = CHAT_TEMPLATES[flavour]
-        cfg_path.write_text(json.dumps(cfg, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
 
 
 def build(flavour: str = "instruct", root: Path | None = None, force: bool = False) -> Path:

@@ -200,16 +200,11 @@ def _write_checkpoint(folder: Path) -> None:
     """Write config, weights, tokenizer, processors and chat template into folder."""
     import torch
     from transformers import (
-        GenerationConfig,
-        Qwen2VLImageProcessor,
         Qwen3_5Config,
         Qwen3_5ForConditionalGeneration,
-        Qwen3VLProcessor,
-        Qwen3VLVideoProcessor,
     )
-    from transformers.utils import logging as hf_logging
 
-    from cookbook.tiny import SPECIAL_TOKENS
+    from cookbook.tiny import SPECIAL_TOKENS, save_checkpoint
 
     tokenizer = _tokenizer()
     ids = {text: tokenizer.convert_tokens_to_ids(text) for text, _ in SPECIAL_TOKENS}
@@ -269,34 +264,7 @@ def _write_checkpoint(folder: Path) -> None:
     with torch.random.fork_rng(devices=[]):  # fixed weights, caller's random state untouched
         torch.manual_seed(SEED)
         model = Qwen3_5ForConditionalGeneration(config).eval()
-    # Greedy by default, like the tiny Qwen3-VL (see tiny.py); stops on <|im_end|> or <|endoftext|>.
-    model.generation_config = GenerationConfig(
-        bos_token_id=ids["<|endoftext|>"],
-        pad_token_id=ids["<|endoftext|>"],
-        eos_token_id=[ids["<|im_end|>"], ids["<|endoftext|>"]],
-    )
-    bars = hf_logging.is_progress_bar_enabled()
-    hf_logging.disable_progress_bar()
-    try:
-        model.save_pretrained(folder)
-    finally:
-        if bars:
-            hf_logging.enable_progress_bar()
-
-    mean_std = {"image_mean": [0.5, 0.5, 0.5], "image_std": [0.5, 0.5, 0.5]}
-    grid = {"patch_size": 16, "temporal_patch_size": 2, "merge_size": 2}
-    processor = Qwen3VLProcessor(
-        image_processor=Qwen2VLImageProcessor(
-            size={"shortest_edge": 64 * 32 * 32, "longest_edge": 16384 * 32 * 32}, **grid, **mean_std
-        ),
-        tokenizer=tokenizer,
-        video_processor=Qwen3VLVideoProcessor(
-            size={"shortest_edge": 4 * 32 * 32, "longest_edge": 24576 * 32 * 32}, fps=2,
-            min_frames=4, max_frames=768, do_sample_frames=True, **grid, **mean_std,
-        ),
-        chat_template=CHAT_TEMPLATE,
-    )
-    processor.save_pretrained(folder)
+    save_checkpoint(folder, model, tokenizer, ids, CHAT_TEMPLATE)
 
 
 def build(root: Path | None = None, force: bool = False) -> Path:
