@@ -16,6 +16,7 @@ import threading
 import uuid
 from importlib import metadata
 from pathlib import Path
+from typing import Any
 
 __all__ = ["CHAT_TEMPLATE", "CHAT_TEMPLATES", "FLAVOURS", "SPECIAL_TOKENS", "build", "default_root"]
 
@@ -422,7 +423,7 @@ def _write_checkpoint(folder: Path, flavour: str) -> None:
         cfg_path.write_text(json.dumps(cfg, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
 
 
-def save_checkpoint(folder: Path, model, tokenizer, ids: dict[str, int], chat_template: str) -> None:
+def save_checkpoint(folder: Path, model: Any, tokenizer: Any, ids: dict[str, int], chat_template: str) -> None:
     """Write a tiny model's folder: the weights with a greedy generation config, and the Qwen3-VL
     processor (image and video processors at the released checkpoints' budgets) with ``chat_template``.
     Shared by this tiny Qwen3-VL and the tiny Qwen3.5 (tiny_qwen35.py), whose processors are the same classes."""
