@@ -14,26 +14,26 @@ PORT   ?= 8000
 LAB_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help setup system lock test-latest book lab test unit notebooks lab-test smoke successor-smoke serve gpu-check lint strip clean
+.PHONY: help setup system lock test-latest book lab test unit notebooks lab-test smoke successor-smoke serve gpu-check lint strip clean export
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  make %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 # `make setup` installs the versions CI tested (requirements/lock.txt), then the system pieces
 # (fonts, FFmpeg, FriBiDi, Chromium): as root with apt-get it installs them, anywhere else it stops
-# with the exact command to run (`python -m cookbook.system`).
+# with the exact command to run (`python -m cookbook.kit.system`).
 $(STAMP): pyproject.toml $(LOCK)
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ is needed (transformers 5.21+)"'
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install --quiet --upgrade pip
 	$(if $(LATEST),$(PIP) install --quiet --upgrade --upgrade-strategy eager -e '.[dev]',$(PIP) install --quiet -r $(LOCK) && $(PIP) install --quiet --no-deps -e .)
-	$(PY) -m cookbook.system --install
+	$(PY) -m cookbook.kit.system --install
 	@touch $@
 
 setup: $(STAMP) ## create .venv with the locked versions and the system packages (quick when nothing changed)
 
 system: $(STAMP) ## check the system packages again (fonts, FFmpeg, FriBiDi, Chromium) and name the fix
-	$(PY) -m cookbook.system
+	$(PY) -m cookbook.kit.system
 
 lock: $(STAMP) ## refresh requirements/lock.txt: the newest releases pyproject allows (under requirements/ceiling.txt)
 	$(VENV)/bin/uv pip compile pyproject.toml --extra dev --universal --python-version 3.11 \
@@ -50,7 +50,10 @@ lab: $(STAMP) ## open JupyterLab on notebooks/ (LAB_ARGS="--no-browser --port 88
 
 test: unit notebooks successor-smoke lab-test book ## unit tests, every notebook headless (and 01 02 07 08 09 10 on the tiny Qwen3.5), every notebook in JupyterLab in Chromium, the book (smoke mode)
 
-unit: $(STAMP) ## unit tests only
+export: $(STAMP) ## write the lesson modules (cookbook/*.py) from the notebook cells marked `# saved in cookbook/<file>.py`
+	$(PY) -m cookbook.kit.export
+
+unit: $(STAMP) ## unit tests only (they include `make export`'s check: the lesson modules equal their notebook cells)
 	$(SMOKE_ENV) $(PY) -m pytest -q --ignore=tests/lab --ignore=tests/book
 
 notebooks: $(STAMP) ## every notebook headless with nbmake (smoke mode)
@@ -65,7 +68,7 @@ book: $(STAMP) ## the notebooks as `make lab-test` executed them, as a static si
 	$(SMOKE_ENV) $(PY) -m pytest -q tests/book
 
 # The notebooks whose lessons apply to Qwen3-VL's successors (issue 24), run unchanged on the tiny
-# Qwen3.5 (cookbook/tiny_qwen35.py); part of `make test`: 3 min 11 s in the fresh-clone CI run of
+# Qwen3.5 (cookbook/kit/tiny_qwen35.py); part of `make test`: 3 min 11 s in the fresh-clone CI run of
 # 2026-12-07 on 2 idle cores (01 20 s, 02 24 s, 07 63 s, 08 22 s, 09 29 s, 10 31 s).
 SUCCESSOR_NOTEBOOKS := $(addprefix notebooks/,01_first_image_chat.ipynb 02_generation_parameters.ipynb \
   07_video.ipynb 08_spatial_grounding.ipynb 09_documents_ocr.ipynb 10_stem_reasoning.ipynb)

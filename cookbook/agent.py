@@ -222,7 +222,7 @@ def agent_messages(instruction: str, history: list[str], screenshot: Any, image_
                    tool: dict[str, Any]) -> list[dict[str, Any]]:
     """The official system prompt for ``tool``, then one user turn: query, history as text, and only
     the latest screenshot (05). The tool is in the system text: pass no ``tools=`` besides."""
-    from cookbook import messages
+    from cookbook.kit import messages
 
     return [messages.system(system_prompt(tool)),
             messages.user(task_prompt(instruction, history), messages.image(screenshot, max_tokens=image_tokens))]
@@ -296,7 +296,7 @@ def parse_tool_calls(text: str, tools: list[dict[str, Any]] | None = None) -> li
     misfit such as a repaired ``"coordinate": [500]``, or no usable call, raises ``ParseError`` quoting the text."""
     from json_repair import repair_json
 
-    from cookbook.replies import json_ready
+    from cookbook.kit.replies import json_ready
 
     text = json_ready(text, ParseError)  # a string, bounded, nested shallowly enough to decode
     by_name = {t["function"]["name"]: t for t in tools} if tools is not None else \
@@ -710,7 +710,7 @@ def openai_policy(client: Any, model: str, tool: dict, max_tokens: int, image_to
     Should a server return ``message.tool_calls`` anyway, they are written back as ``<tool_call>``
     blocks, so one parser reads both.
     """
-    from cookbook.messages import to_openai
+    from cookbook.kit.messages import to_openai
 
     async def policy(obs: Observation) -> str:
         messages = agent_messages(obs.instruction, obs.history, obs.screenshot, image_tokens, tool)

@@ -1,7 +1,7 @@
 """UI to code (06_ui_to_code): the prompt, HTML extraction, safe rendering, Design2Code's visual
 score with SSIM in place of CLIP, and a refine loop.
 
-Rendering uses the shared Chromium (``cookbook.browser``) with JavaScript off and every request
+Rendering uses the shared Chromium (``cookbook.kit.browser``) with JavaScript off and every request
 aborted. The score follows Design2Code (Si et al., NAACL 2025; ``NoviScl/Design2Code``,
 ``Design2Code/metrics/visual_score.py``): text
 blocks read from both rendered DOMs, matched one-to-one, then block-match, text, position and colour,
@@ -24,7 +24,7 @@ WIDTH, HEIGHT, MAX_HEIGHT = 1280, 800, 4000
 
 def folder() -> Path:
     """The folder of the reference designs: ``<name>.html`` (ground truth) and ``<name>.png`` (06)."""
-    from cookbook.assets import ASSETS
+    from cookbook.kit.assets import ASSETS
 
     return ASSETS / "designs"
 
@@ -33,7 +33,7 @@ def reference(name: str) -> tuple[str, Path]:
     """A reference design's HTML (the ground truth) and the path of its rendered PNG (06)."""
     if name not in DESIGNS:
         raise KeyError(f"unknown design {name!r}; choose from {', '.join(DESIGNS)}")
-    from cookbook.assets import asset
+    from cookbook.kit.assets import asset
 
     return asset(f"designs/{name}.html").read_text(encoding="utf-8"), folder() / f"{name}.png"
 
@@ -47,7 +47,7 @@ def extract_html(text: str) -> str:
     bare document; a ``ParseError`` (a ``ValueError``) quoting the text when there is none (06)."""
     import re
 
-    from cookbook.replies import bounded
+    from cookbook.kit.replies import bounded
 
     text = bounded(text, ParseError)
     # Fences are found with str.find, each character read once: a regular expression looking for
@@ -143,7 +143,7 @@ async def render(browser: Any, html: str, *, width: int = WIDTH, height: int = H
 
     from PIL import Image
 
-    from cookbook import browser as chromium
+    from cookbook.kit import browser as chromium
 
     page = await chromium.new_page(browser, width=width, height=height, javascript=False, allow=())
     try:
@@ -348,7 +348,7 @@ async def refine(generate: Callable[[list[dict[str, Any]]], str], browser: Any, 
                  image: Any = None, rounds: int = 3, image_tokens: int | None = None) -> tuple[Round, list[Round]]:
     """Ask, render, score, and send target and render back with what differs; keep the best round,
     stop after ``rounds`` or when the score stops improving. ``generate(messages) -> str`` (06)."""
-    from cookbook import messages as m
+    from cookbook.kit import messages as m
 
     picture = lambda im: m.image(im, max_tokens=image_tokens)  # noqa: E731
     conversation = [m.user(picture(image if image is not None else target.image), PROMPT)]

@@ -16,7 +16,7 @@ import unicodedata
 from pathlib import Path
 from typing import Any
 
-from cookbook.assets import ASSETS
+from cookbook.kit.assets import ASSETS
 
 DOCUMENTS = ASSETS / "documents"
 PIXELS_PER_TOKEN = 32 * 32          # one visual token covers 32x32 pixels
@@ -129,7 +129,7 @@ def page_image(src: Any, min_tokens: int = PAGE_TOKENS[0], max_tokens: int = PAG
     from PIL import Image
 
     from cookbook.memory import smart_resize
-    from cookbook.messages import load_image
+    from cookbook.kit.messages import load_image
 
     img = load_image(src).convert("RGB")
     h, w = smart_resize(img.height, img.width, min_pixels=min_tokens * PIXELS_PER_TOKEN,
@@ -142,7 +142,7 @@ def pdf_pages(path: str | Path, dpi: int = 144) -> list[Any]:
     A file PDFium cannot read raises the cookbook's ``InputError`` naming it."""
     import pypdfium2 as pdfium
 
-    from cookbook.messages import InputError
+    from cookbook.kit.messages import InputError
 
     if not (isinstance(dpi, (int, float)) and 0 < dpi <= 1200):  # NaN fails too
         raise InputError(f"dpi={dpi!r}: expected a resolution between 1 and 1200 dots per inch")
@@ -165,8 +165,8 @@ def read_pages(model: Any, processor: Any, pages: list[Any], prompt: str, max_ne
     """One ``cb.chat`` reply per page for the same prompt, with a progress bar (09)."""
     from tqdm.auto import tqdm
 
-    from cookbook.chat import chat
-    from cookbook.messages import user
+    from cookbook.runtime.engine import chat
+    from cookbook.kit.messages import user
 
     return [chat(model, processor, [user(page, prompt)], max_new_tokens=max_new_tokens, seed=0)
             for page in tqdm(pages, desc="pages", unit="page")]
@@ -187,7 +187,7 @@ def parse_html(text: str, width: int, height: int, scale: float | tuple[float, f
     as ``scale``."""
     from bs4 import BeautifulSoup, CData, NavigableString, Tag
 
-    from cookbook.replies import bounded
+    from cookbook.kit.replies import bounded
 
     text = bounded(text, ParseError)
     sx, sy = (scale, scale) if isinstance(scale, (int, float)) else scale
@@ -312,7 +312,7 @@ def _html_rows(text: str) -> list[list[str]]:
 def table_rows(text: str) -> list[list[str]]:
     """The cells of the first table in ``text``, row by row: an HTML ``<table>``, a LaTeX
     ``tabular`` (how ``qwenvl markdown`` writes tables) or a Markdown pipe table (09)."""
-    from cookbook.replies import bounded
+    from cookbook.kit.replies import bounded
 
     text = bounded(text, ParseError)
     rows = _html_rows(text) if "<table" in text.lower() else []
@@ -348,7 +348,7 @@ def parse_fields(text: str, schema: Any) -> Any:
     ``FieldsError`` says what is wrong (not JSON, a missing key, a wrong type). Nothing is filled in (09)."""
     from pydantic import ValidationError
 
-    from cookbook.replies import json_ready
+    from cookbook.kit.replies import json_ready
 
     text = json_ready(text, FieldsError)  # json.loads raises RecursionError past ~1000 brackets
     fence = re.search(r"```(?:json)?\s*(.*?)(?:```|$)", text, re.S)
@@ -369,8 +369,8 @@ def extract_fields(model: Any, processor: Any, image: Any, schema: Any, max_new_
     """Key fields of a document as a validated ``schema`` instance, asked with the OCR cookbook's
     prompt. An invalid answer gets ONE repair request (a second call that shows the error); if that
     fails too, ``FieldsError`` quotes both answers (09)."""
-    from cookbook.chat import chat
-    from cookbook.messages import assistant, user
+    from cookbook.runtime.engine import chat
+    from cookbook.kit.messages import assistant, user
 
     keys = json.dumps({name: "" for name in schema.model_fields}, ensure_ascii=False)
     ask = user(image, PROMPTS["fields"].format(keys=keys))

@@ -18,7 +18,7 @@ from typing import Any
 
 from cookbook.grounding import COLORS, SHAPES, _draw_shape, iou, parse, refcoco_accuracy
 from cookbook.memory import GIB, _quantized_matrices, parameters, shape, weight_bytes
-from cookbook.show import Pretty
+from cookbook.kit.show import Pretty
 
 IGNORE_INDEX = -100  # the label PyTorch's cross-entropy (and so transformers' loss) skips
 

@@ -114,3 +114,14 @@ def generation_kwargs(
 def with_overrides(name_or_preset: str | Preset, **changes: Any) -> Preset:
     """A copy of a preset with some fields changed (02)."""
     return replace(preset(name_or_preset), **changes)
+
+def split_thinking(text: str) -> tuple[str, str]:
+    """Split a Thinking model's output into (reasoning, answer) (02).
+
+    The generation prompt already opens ``<think>``, so the output usually holds only ``</think>``;
+    with no ``</think>`` at all (Instruct models, or a budget cut mid-thought) the reasoning is empty.
+    """
+    if "</think>" not in text:
+        return "", text.strip()
+    reasoning, answer = text.split("</think>", 1)
+    return reasoning.replace("<think>", "", 1).strip(), answer.strip()

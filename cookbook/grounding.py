@@ -15,7 +15,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from cookbook.system import font_file
+from cookbook.kit.system import font_file
 
 SCALE = 1000  # Qwen3-VL's coordinate range; some Alibaba docs and the mobile cookbook use 999
 GROUNDING = Path(__file__).resolve().parent.parent / "assets" / "grounding"
@@ -97,7 +97,7 @@ def parse(text: str, width: int, height: int, scale: float | tuple[float, float]
     input's (width, height) for Qwen2.5-VL's absolute pixels."""
     import json_repair
 
-    from cookbook.replies import json_ready
+    from cookbook.kit.replies import json_ready
 
     sx, sy = (scale, scale) if isinstance(scale, (int, float)) else scale
     for name, value in (("width", width), ("height", height), ("scale", sx), ("scale", sy)):

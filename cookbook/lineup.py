@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, replace
 
-from cookbook.hardware import GPU, Hardware, hardware
+from cookbook.kit.hardware import GPU, Hardware, hardware
 from cookbook.memory import (
     CHECKPOINTS,
     GIB,
@@ -20,7 +20,7 @@ from cookbook.memory import (
     shape,
     weight_bytes,
 )
-from cookbook.show import Pretty
+from cookbook.kit.show import Pretty
 
 # The seed article's "minimum memory" column (GB); 2B and 32B are not in it.
 SEED_MIN_MEMORY_GB = {"4B": 8, "8B": 16, "30B-A3B": 48, "235B-A22B": 160}

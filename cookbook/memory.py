@@ -14,7 +14,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
-from cookbook.show import Pretty
+from cookbook.kit.show import Pretty
 
 GIB = 2**30
 

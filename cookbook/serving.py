@@ -25,9 +25,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from cookbook.hardware import Hardware
+from cookbook.kit.hardware import Hardware
 from cookbook.lineup import Checkpoint, Fit, checkpoint, fit, gpu_gib, recommend_model
-from cookbook.show import Pretty
+from cookbook.kit.show import Pretty
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 NATIVE_CONTEXT = 262144  # config max_position_embeddings: 256K
@@ -46,7 +46,7 @@ def vllm_inputs(messages: list[dict], processor: Any) -> dict[str, Any]:
     ``(frames, metadata)`` with the fps and frame indices Qwen3-VL's timestamps need (04_vllm_serving)."""
     import numpy as np
 
-    from cookbook.messages import load_image
+    from cookbook.kit.messages import load_image
     from cookbook.video import read_video
 
     text = processor.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
@@ -361,7 +361,7 @@ def transformers_command(model: str, host: str = "127.0.0.1", port: int = 8000,
 def _launch_spec(kind: str, model: str, host: str, port: int, plan: VllmPlan | None,
                  extra: tuple[str, ...] = (), vllm_env: str | None = None) -> tuple[list[str], dict[str, str], str]:
     """argv, environment and the model name clients send, for ``start`` and ``make serve``."""
-    from cookbook.settings import hf_cache_dir
+    from cookbook.kit.assets import hf_cache_dir
 
     env = dict(os.environ, HF_HUB_DISABLE_UPDATE_CHECK="1")
     if Path(model).is_dir():
@@ -574,7 +574,7 @@ def start(
     running are stopped when Python exits, and on Linux when the starting thread dies (call this
     from the main thread, as notebooks and scripts do).
     """
-    from cookbook.hardware import hardware
+    from cookbook.kit.hardware import hardware
 
     _check_loopback(host)
     model = str(model)
@@ -636,12 +636,12 @@ def running_servers() -> list[Server]:
 
 def local_model(name: str | None = None) -> str:
     """What a server loads for this run's model: the tiny checkpoint's folder in a smoke run, else the id (04)."""
-    from cookbook.settings import settings, tiny_flavour
+    from cookbook.runtime.settings import settings, tiny_flavour
 
     name = name or settings().model
     flavour = tiny_flavour(name)
     if flavour:
-        from cookbook.loading import fetch
+        from cookbook.runtime.loading import fetch
 
         return str(fetch(name))
     return name
@@ -651,7 +651,7 @@ def main(argv: list[str] | None = None) -> int:
     """``python -m cookbook.serving``: vLLM when installed with a CUDA GPU, else transformers serve."""
     import argparse
 
-    from cookbook.hardware import hardware
+    from cookbook.kit.hardware import hardware
 
     p = argparse.ArgumentParser(prog="python -m cookbook.serving", description=main.__doc__)
     p.add_argument("--model", default=None, help="hub id or folder (default: COOKBOOK_MODEL's pick)")

@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from cookbook.assets import ASSETS
+from cookbook.kit.assets import ASSETS
 
 FOLDER = ASSETS / "stem"
 LETTERS = "ABCDEFGH"

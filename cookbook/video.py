@@ -20,8 +20,8 @@ from typing import Any
 
 import numpy as np
 
-from cookbook.messages import InputError
-from cookbook.replies import bounded, json_ready
+from cookbook.kit.messages import InputError
+from cookbook.kit.replies import bounded, json_ready
 
 # ---------------------------------------------------------------------------------------------
 # Ground truth: a clip whose content says what happens when (plumbing, not a lesson)
@@ -191,7 +191,7 @@ def write_panning_clip(path: str | Path, seconds: float = 60.0, fps: float = 30,
     """
     from PIL import Image, ImageDraw
 
-    from cookbook.assets import asset
+    from cookbook.kit.assets import asset
 
     width, height = size
     source = Image.open(asset(photo)).convert("RGB")
@@ -277,7 +277,7 @@ def local_copy(src: str | Path) -> Path:
     text = str(src)
     if not text.startswith(("http://", "https://")):
         return Path(text.removeprefix("file://"))
-    from cookbook.messages import URL_TIMEOUT_S, _fetch
+    from cookbook.kit.messages import URL_TIMEOUT_S, _fetch
 
     suffix = Path(text.split("?")[0]).suffix or ".mp4"
     path = Path(tempfile.gettempdir()) / f"cookbook-video-{hashlib.sha1(text.encode()).hexdigest()[:16]}{suffix}"

@@ -20,8 +20,8 @@ import time
 import urllib.request
 
 import cookbook as cb
-from cookbook import bench
-from cookbook.hardware import version
+from cookbook.kit import bench
+from cookbook.kit.hardware import version
 
 
 def generate_rows(model_id: str, requests: list[list[dict]], max_tokens: int, batch_sizes: list[int],

@@ -26,7 +26,7 @@ LINK = re.compile(r"\]\(([^)#\s]+)(#[^)]*)?\)")
 
 def answered_by(notebook: str) -> str:
     """Who answered in this page's outputs: CI runs every notebook with the tiny random model."""
-    from cookbook.settings import settings
+    from cookbook.runtime.settings import settings
 
     s = settings()
     if not s.smoke:

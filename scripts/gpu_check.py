@@ -27,7 +27,7 @@ def build_fp8_sized_tiny(folder: Path, seed: int = 0) -> Path:
     import torch
     from transformers import AutoConfig, AutoModelForImageTextToText, AutoProcessor
 
-    from cookbook import tiny
+    from cookbook.kit import tiny
 
     base = tiny.build("instruct")
     config = AutoConfig.from_pretrained(base)

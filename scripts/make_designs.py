@@ -13,7 +13,7 @@ import asyncio
 import random
 
 import cookbook as cb
-from cookbook.system import font_file
+from cookbook.kit.system import font_file
 
 
 def wobbly_line(draw, start: tuple[float, float], end: tuple[float, float], rng: random.Random, width: int = 3) -> None:

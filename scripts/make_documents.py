@@ -21,7 +21,7 @@ from pathlib import Path
 
 from PIL import Image, ImageDraw, ImageFont, features
 
-from cookbook.system import SystemPieceMissing, font_file
+from cookbook.kit.system import SystemPieceMissing, font_file
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "assets" / "documents"
@@ -340,7 +340,7 @@ def pdf_html() -> str:
 
 
 async def _print_pdf(path: Path) -> None:
-    from cookbook import browser
+    from cookbook.kit import browser
 
     async with browser.launch() as chromium:
         page = await browser.new_page(chromium)

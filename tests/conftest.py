@@ -1,4 +1,4 @@
-"""Shared fixtures: the tiny models are built once per session (cached on disk by cookbook.tiny)."""
+"""Shared fixtures: the tiny models are built once per session (cached on disk by cookbook.kit.tiny)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import pytest
 @pytest.fixture(scope="session")
 def tiny():
     """(model, processor) of the tiny Instruct checkpoint."""
-    from cookbook.loading import load
+    from cookbook.runtime.loading import load
 
     return load("tiny")
 
@@ -16,7 +16,7 @@ def tiny():
 @pytest.fixture(scope="session")
 def tiny_thinking():
     """(model, processor) of the tiny Thinking checkpoint."""
-    from cookbook.loading import load
+    from cookbook.runtime.loading import load
 
     return load("tiny-thinking")
 

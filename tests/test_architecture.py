@@ -39,7 +39,7 @@ def test_probe_matches_released_layout():
 def test_probe_matches_tiny_model(tiny):
     model, _ = tiny
     section = arch.mrope_section_of(model)
-    assert section == [16, 8, 8]  # head_dim 64: 32 rotary frequencies split t/h/w (cookbook/tiny.py)
+    assert section == [16, 8, 8]  # head_dim 64: 32 rotary frequencies split t/h/w (cookbook/kit/tiny.py)
     assert arch.probe_rotary_axes(model.model.language_model.rotary_emb) == arch.mrope_axes(section)
 
 

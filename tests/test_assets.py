@@ -3,7 +3,7 @@ import urllib.request
 import pytest
 
 import cookbook as cb
-from cookbook.assets import ASSETS, serve
+from cookbook.kit.assets import ASSETS, serve
 
 
 def test_every_asset_is_documented():

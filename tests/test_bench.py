@@ -1,4 +1,4 @@
-"""cookbook.bench: the statistics on synthetic timings (exact numbers), the generated workload, then a real
+"""cookbook.kit.bench: the statistics on synthetic timings (exact numbers), the generated workload, then a real
 run against `transformers serve` on 127.0.0.1 with the tiny checkpoint (started once for this module)."""
 
 from __future__ import annotations
@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 
 import cookbook as cb
-from cookbook import bench
-from cookbook.bench import Timing
+from cookbook.kit import bench
+from cookbook.kit.bench import Timing
 
 
 def test_percentile_interpolates_linearly():

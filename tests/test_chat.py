@@ -2,9 +2,10 @@ import pytest
 import torch
 
 import cookbook as cb
-from cookbook.chat import is_thinking, split_thinking
-from cookbook.messages import InputError
-from cookbook.settings import SMOKE_BUDGET
+from cookbook.generation import split_thinking
+from cookbook.runtime.engine import is_thinking
+from cookbook.kit.messages import InputError
+from cookbook.runtime.settings import SMOKE_BUDGET
 
 
 def test_split_thinking():
@@ -58,10 +59,10 @@ def test_the_chat_module_reads_no_settings():
     import importlib
     from pathlib import Path
 
-    source = Path(importlib.import_module("cookbook.chat").__file__).read_text()
+    source = Path(importlib.import_module("cookbook.runtime.engine").__file__).read_text()
     names = {n.id for n in ast.walk(ast.parse(source)) if isinstance(n, ast.Name)}
     modules = {n.module for n in ast.walk(ast.parse(source)) if isinstance(n, ast.ImportFrom)}
-    assert not names & {"settings", "budget", "environ"} and "cookbook.settings" not in modules
+    assert not names & {"settings", "budget", "environ"} and "cookbook.runtime.settings" not in modules
 
 
 def test_seed_makes_sampling_repeatable(tiny, photo):

@@ -1,4 +1,4 @@
-"""cookbook.client against a real `transformers serve` on 127.0.0.1 (tiny checkpoint, started once for this
+"""cookbook.kit.client against a real `transformers serve` on 127.0.0.1 (tiny checkpoint, started once for this
 module) through the OpenAI SDK, plus vLLM's error bodies replayed by a stub server (vLLM does not run here)."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import openai
 import pytest
 
 import cookbook as cb
-from cookbook import client as cl
+from cookbook.kit import client as cl
 from cookbook import serving as sv
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

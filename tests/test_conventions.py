@@ -73,4 +73,4 @@ def test_environment_reader_finds_reads():
 
 @pytest.mark.parametrize("path", [p for p in MODULES if p.name != "settings.py"], ids=lambda p: p.name)
 def test_only_settings_reads_the_environment(path):
-    assert _environment_reads(ast.parse(path.read_text())) == [], f"{path.name} reads the environment: use cookbook.settings"
+    assert _environment_reads(ast.parse(path.read_text())) == [], f"{path.name} reads the environment: use cookbook.runtime.settings"

@@ -1,9 +1,9 @@
-"""cookbook.doctor: a check per requirement, each failure with the fix that removes it."""
+"""cookbook.runtime.doctor: a check per requirement, each failure with the fix that removes it."""
 
 import importlib
 
 import cookbook as cb
-from cookbook.doctor import Checkup, doctor, free_disk_gb
+from cookbook.runtime.doctor import Checkup, doctor, free_disk_gb
 
 H100 = cb.GPU("NVIDIA H100 80GB HBM3", 80.0, (9, 0))
 T4 = cb.GPU("Tesla T4", 15.0, (7, 5))
@@ -40,7 +40,7 @@ def test_no_gpu_is_optional_with_a_fix():
 
 
 def test_doctor_names_the_transformers_floor(monkeypatch):
-    module = importlib.import_module("cookbook.doctor")
+    module = importlib.import_module("cookbook.runtime.doctor")
     versions = {"transformers": "4.57.6"}
     monkeypatch.setattr(module, "version", lambda p: versions.get(p, "1.0"))
     check = doctor(CPU, model="Qwen/Qwen3-VL-2B-Instruct", disk_free_gb=100)["transformers"]

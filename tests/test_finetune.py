@@ -18,7 +18,7 @@ def tiny():
     import cookbook as cb
 
     model, processor = cb.load("tiny")
-    cb.loading.set_image_budget(processor, max_pixels=128 * 128, min_pixels=128 * 128)
+    cb.recipe.set_image_budget(processor, max_pixels=128 * 128, min_pixels=128 * 128)
     return model, processor
 
 
@@ -129,7 +129,7 @@ def test_training_memory_rule_against_a_measured_step(tiny):
     import cookbook as cb
 
     model, processor = cb.load("tiny")
-    cb.loading.set_image_budget(processor, max_pixels=128 * 128, min_pixels=128 * 128)
+    cb.recipe.set_image_budget(processor, max_pixels=128 * 128, min_pixels=128 * 128)
     batch = ft.AnswerOnlyCollator(processor)(ft.shapes_split(16, seed=11))
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
 

@@ -1,7 +1,7 @@
-"""cookbook.hardware: the probe of this machine and what a described machine can do."""
+"""cookbook.kit.hardware: the probe of this machine and what a described machine can do."""
 
 import cookbook as cb
-from cookbook.hardware import parse_version
+from cookbook.kit.hardware import parse_version
 
 H100 = cb.GPU("NVIDIA H100 80GB HBM3", 80.0, (9, 0))
 A100 = cb.GPU("NVIDIA A100-SXM4-80GB", 80.0, (8, 0))
@@ -39,7 +39,7 @@ def test_the_probe_reads_no_environment(monkeypatch):
     import importlib
     from pathlib import Path
 
-    module = importlib.import_module("cookbook.hardware")  # cb.hardware is the function
+    module = importlib.import_module("cookbook.kit.hardware")  # cb.hardware is the function
     tree = ast.parse(Path(module.__file__).read_text())
     names = {n.attr for n in ast.walk(tree) if isinstance(n, ast.Attribute)}
     assert not names & {"environ", "getenv"}

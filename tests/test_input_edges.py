@@ -15,9 +15,9 @@ import pytest
 from PIL import Image
 
 import cookbook as cb
-from cookbook import messages as m
-from cookbook.assets import ASSETS
-from cookbook.messages import InputError
+from cookbook.kit import messages as m
+from cookbook.kit.assets import ASSETS
+from cookbook.kit.messages import InputError
 
 # --- transparency: composited onto white, as the processors do ------------------------------
 

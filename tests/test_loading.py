@@ -1,9 +1,10 @@
-"""cookbook.loading: fetch, download, load, the image budget, and errors that name the fix."""
+"""cookbook.runtime.loading: fetch, download, load, the image budget, and errors that name the fix."""
 
 import pytest
 
 import cookbook as cb
-from cookbook.loading import LoadError, attention_for, download, fetch, fits, set_image_budget
+from cookbook.recipe import set_image_budget
+from cookbook.runtime.loading import LoadError, attention_for, download, fetch, fits
 
 A10 = cb.GPU("A10", 24.0, (8, 6))
 
@@ -63,7 +64,7 @@ def test_load_errors_name_the_fix(monkeypatch):
 
 
 def test_old_transformers_is_named(monkeypatch):
-    import cookbook.loading as loading
+    import cookbook.runtime.loading as loading
 
     monkeypatch.setattr(loading, "version", lambda package: "4.56.2")
     with pytest.raises(LoadError, match="4.56.2 does not know Qwen3-VL.*pip install -U"):

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from cookbook import messages as m
-from cookbook.messages import InputError
+from cookbook.kit import messages as m
+from cookbook.kit.messages import InputError
 
 
 def _png_bytes(img: Image.Image) -> bytes:

@@ -18,9 +18,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from cookbook import agent, architecture, design, documents, grounding, replies, stem, video
+from cookbook import agent, architecture, design, documents, grounding, stem, video
+from cookbook.kit import replies
 
-chat = importlib.import_module("cookbook.chat")  # cb.chat is the function; the module holds split_thinking
+chat = importlib.import_module("cookbook.generation")  # 02 saves split_thinking there
 
 PIECES = [
     "<tool_call>", "</tool_call>", "{", "}", "[", "]", '"', ":", ",", " ", "\n", "\t", "<", ">", "/", "\\",

@@ -1,8 +1,8 @@
-"""cookbook.show: the one table formatter and the one pretty-printer."""
+"""cookbook.kit.show: the one table formatter and the one pretty-printer."""
 
 from dataclasses import dataclass
 
-from cookbook.show import Pretty, table
+from cookbook.kit.show import Pretty, table
 
 
 def test_table_aligns_columns_from_the_first_row():

@@ -12,7 +12,7 @@ import pytest
 from PIL import Image
 
 from cookbook import stem
-from cookbook.chat import split_thinking
+from cookbook.generation import split_thinking
 
 PROBLEMS = stem.load_problems()
 BY_ID = {p.id: p for p in PROBLEMS}

@@ -8,8 +8,9 @@ from dataclasses import replace
 
 import pytest
 
-from cookbook import memory, successors, tiny_qwen35
-from cookbook.settings import successor
+from cookbook import memory, successors
+from cookbook.kit import tiny_qwen35
+from cookbook.runtime.settings import successor
 
 
 @pytest.fixture(scope="module")

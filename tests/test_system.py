@@ -1,4 +1,4 @@
-"""System packages: one list checked by `make setup`, `python -m cookbook.system` and the doctor; a
+"""System packages: one list checked by `make setup`, `python -m cookbook.kit.system` and the doctor; a
 missing piece stops with the exact command, and generators raise naming the package."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from cookbook import system
+from cookbook.kit import system
 
 ROOT = Path(__file__).parent.parent
 
@@ -102,12 +102,12 @@ def test_doctor_lists_the_same_pieces():
 
 def test_setup_runs_the_system_check_and_ci_installs_nothing_itself():
     makefile = (ROOT / "Makefile").read_text()
-    assert "-m cookbook.system --install" in makefile
+    assert "-m cookbook.kit.system --install" in makefile
     ci = (ROOT / ".ci" / "run").read_text()
     assert "apt-get" not in ci and "pip install" not in ci
 
 
 def test_command_line_exit_code():
-    done = subprocess.run([sys.executable, "-m", "cookbook.system"], capture_output=True, text=True)
+    done = subprocess.run([sys.executable, "-m", "cookbook.kit.system"], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     assert done.stdout.count("ok ") == len(system.PIECES)

@@ -1,4 +1,4 @@
-"""cookbook.tiny: the offline tiny Qwen3-VL checkpoint (architecture, tokenizer, processor, template)."""
+"""cookbook.kit.tiny: the offline tiny Qwen3-VL checkpoint (architecture, tokenizer, processor, template)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from cookbook import tiny
+from cookbook.kit import tiny
 
 IMG = "<|vision_start|><|image_pad|><|vision_end|>"
 VID = "<|vision_start|><|video_pad|><|vision_end|>"
@@ -173,7 +173,7 @@ def test_force_rebuilds_in_place(tmp_path):
 
 def test_two_processes_building_at_once_agree(built, tmp_path):
     # what pytest-xdist or two nbmake kernels do on a cold cache
-    code = "import sys; from cookbook import tiny; print(tiny.build('thinking', root=sys.argv[1]))"
+    code = "import sys; from cookbook.kit import tiny; print(tiny.build('thinking', root=sys.argv[1]))"
     procs = [
         subprocess.Popen(
             [sys.executable, "-c", code, str(tmp_path)], stdout=subprocess.PIPE, text=True

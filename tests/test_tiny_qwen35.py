@@ -1,4 +1,4 @@
-"""cookbook.tiny_qwen35: the offline tiny Qwen3.5 (hybrid layers, no DeepStack, XML tools, thinking)."""
+"""cookbook.kit.tiny_qwen35: the offline tiny Qwen3.5 (hybrid layers, no DeepStack, XML tools, thinking)."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from cookbook import tiny_qwen35
-from cookbook.settings import tiny_flavour
+from cookbook.kit import tiny_qwen35
+from cookbook.runtime.settings import tiny_flavour
 
 IMG = "<|vision_start|><|image_pad|><|vision_end|>"
 WEATHER_TOOL = {

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from cookbook import agent, tiny_qwen35
+from cookbook import agent
+from cookbook.kit import tiny_qwen35
 
 GET_WEATHER = {
     "type": "function",

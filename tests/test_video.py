@@ -8,7 +8,8 @@ import json
 import numpy as np
 import pytest
 
-from cookbook import messages, video
+from cookbook import video
+from cookbook.kit import messages
 
 ASSETS = video.Path(__file__).parent.parent / "assets" / "video"
 

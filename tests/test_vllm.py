@@ -11,7 +11,7 @@ import pytest
 
 import cookbook as cb
 from cookbook import serving as sv
-from cookbook import tiny
+from cookbook.kit import tiny
 
 pytestmark = pytest.mark.skipif(
     not cb.hardware().vllm_env or cb.hardware().cuda,

@@ -44,7 +44,7 @@ def site():
 
 async def _crawl(base: str) -> dict[str, dict]:
     """Every HTML page reachable from the home page, with what the browser saw on it."""
-    from cookbook.browser import blocked, launch, new_page
+    from cookbook.kit.browser import blocked, launch, new_page
 
     seen: dict[str, dict] = {}
     todo = [base + "index.html"]

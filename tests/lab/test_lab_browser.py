@@ -149,7 +149,7 @@ async def _run_all(lab: Lab, name: str, screenshot: Path | None = None) -> dict:
     Returns what the page shows (widget outputs, controls, tracebacks) and the seconds it took."""
     from playwright.async_api import TimeoutError as PlaywrightTimeout
 
-    from cookbook import browser
+    from cookbook.kit import browser
 
     async with browser.launch() as chromium:
         page = await browser.new_page(chromium, width=1400, height=1000, allow=[lab.base])

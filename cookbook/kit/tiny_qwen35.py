@@ -162,7 +162,7 @@ def _tokenizer():
     from transformers import Qwen3_5Tokenizer
     from transformers.models.qwen3_5.tokenization_qwen3_5 import PRETOKENIZE_REGEX
 
-    from cookbook.tiny import _CORPUS, SPECIAL_TOKENS
+    from cookbook.kit.tiny import _CORPUS, SPECIAL_TOKENS
 
     bpe = Tokenizer(models.BPE(unk_token=None, fuse_unk=False, byte_fallback=False))
     bpe.normalizer = normalizers.NFC()
@@ -204,7 +204,7 @@ def _write_checkpoint(folder: Path) -> None:
         Qwen3_5ForConditionalGeneration,
     )
 
-    from cookbook.tiny import SPECIAL_TOKENS, save_checkpoint
+    from cookbook.kit.tiny import SPECIAL_TOKENS, save_checkpoint
 
     tokenizer = _tokenizer()
     ids = {text: tokenizer.convert_tokens_to_ids(text) for text, _ in SPECIAL_TOKENS}
@@ -269,7 +269,7 @@ def _write_checkpoint(folder: Path) -> None:
 
 def build(root: Path | None = None, force: bool = False) -> Path:
     """Build once (cached under ``root``) the tiny random Qwen3.5 checkpoint and return its folder (14)."""
-    from cookbook.tiny import default_root
+    from cookbook.kit.tiny import default_root
 
     root = Path(root).expanduser() if root is not None else default_root()
     final = root / f"qwen3.5-tiny-{_recipe_hash()}"

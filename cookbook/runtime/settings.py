@@ -12,9 +12,9 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from cookbook.hardware import hardware
+from cookbook.kit.hardware import hardware
 from cookbook.lineup import recommend_model
-from cookbook.show import Pretty
+from cookbook.kit.show import Pretty
 
 TINY_NAMES = {
     "tiny": "instruct", "tiny-instruct": "instruct", "tiny-thinking": "thinking",
@@ -131,18 +131,6 @@ def budget() -> Budget:
     """The sizes for this run: small in a smoke run (``COOKBOOK_MODEL=tiny``), teaching-size otherwise (all notebooks)."""
     return SMOKE_BUDGET if tiny_flavour(_requested_model()) else REAL_BUDGET
 
-
-def hf_cache_dir() -> Path:
-    """Where downloaded weights go (HF_HUB_CACHE, HF_HOME/hub, or ~/.cache/huggingface/hub) (00)."""
-    if _env("HF_HUB_CACHE"):
-        return Path(_env("HF_HUB_CACHE")).expanduser()
-    home = _env("HF_HOME") or os.path.join(os.path.expanduser("~"), ".cache", "huggingface")
-    return Path(home).expanduser() / "hub"
-
-
-def cookbook_cache_dir() -> Path:
-    """Where the tiny checkpoints are built: COOKBOOK_CACHE or ~/.cache/qwen3-vl-cookbook (00)."""
-    return Path(_env("COOKBOOK_CACHE") or Path.home() / ".cache" / "qwen3-vl-cookbook").expanduser()
 
 
 def settings() -> Settings:

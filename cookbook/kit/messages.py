@@ -256,7 +256,7 @@ def _b64decode(data: str, what: str) -> bytes:
 
 def image(src: Any, *, max_pixels: int | None = None, max_tokens: int | None = None) -> dict[str, Any]:
     """An image part, loaded now; ``max_pixels`` or ``max_tokens`` caps this one image's visual tokens (01)."""
-    from cookbook.memory import smart_resize  # the processor's resize rule
+    from qwen_vl_utils import smart_resize  # the field's copy of the processor's resize rule
 
     img = load_image(src)
     limit = max_pixels if max_tokens is None else max_tokens * PIXELS_PER_TOKEN
@@ -265,7 +265,7 @@ def image(src: Any, *, max_pixels: int | None = None, max_tokens: int | None = N
         raise InputError(f"image {_describe(src)}: {given} is below the minimum of 4 tokens "
                          f"({4 * PIXELS_PER_TOKEN} pixels) or not a number.")
     try:
-        h, w = smart_resize(img.height, img.width, min_pixels=4 * PIXELS_PER_TOKEN,
+        h, w = smart_resize(img.height, img.width, factor=32, min_pixels=4 * PIXELS_PER_TOKEN,
                             max_pixels=limit or img.width * img.height + PIXELS_PER_TOKEN * 4)
     except ValueError as err:  # aspect ratio above 200
         raise InputError(f"image {_describe(src)} ({img.width}x{img.height}): {err}; crop it first.") from err

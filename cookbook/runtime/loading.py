@@ -5,9 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from cookbook.hardware import MIN_TRANSFORMERS, Hardware, hardware, parse_version, version
+from cookbook.kit.hardware import MIN_TRANSFORMERS, Hardware, hardware, parse_version, version
 from cookbook.lineup import LINEUP, Checkpoint, checkpoint, fit, recommend_model
-from cookbook.settings import offline, settings, tiny_flavour
+from cookbook.recipe import set_image_budget
+from cookbook.runtime.settings import offline, settings, tiny_flavour
 
 
 class LoadError(RuntimeError):
@@ -68,22 +69,6 @@ def attention_for(hw: Hardware) -> str:
     return "flash_attention_2" if hw.cuda and hw.flash_attn and hw.bf16 else "sdpa"
 
 
-def set_image_budget(processor: Any, max_pixels: int | None = None, min_pixels: int | None = None) -> None:
-    """Cap the pixels (and so the visual tokens) per image of a loaded processor (01).
-
-    One token covers 32x32 pixels. Sets ``processor.image_processor.size``, which works on every
-    transformers release; ``from_pretrained(..., max_pixels=...)`` was ignored in 4.57 (transformers#41955).
-    """
-    size = dict(processor.image_processor.size)
-    if max_pixels is not None:
-        size["longest_edge"] = int(max_pixels)
-    if min_pixels is not None:
-        size["shortest_edge"] = int(min_pixels)
-    if size.get("shortest_edge", 0) > size.get("longest_edge", float("inf")):
-        raise ValueError(f"min_pixels {size['shortest_edge']} is above max_pixels {size['longest_edge']}.")
-    processor.image_processor.size = size
-
-
 def _room(hw: Hardware) -> float:
     return hw.gpu_memory_gb if hw.cuda else hw.ram_gb
 
@@ -104,7 +89,7 @@ def fetch(model: str | None = None, check_memory: bool = True) -> Path:
 
     Refuses, with the fix, a checkpoint too big for this machine (``check_memory=False`` skips that).
     """
-    from cookbook import tiny, tiny_qwen35
+    from cookbook.kit import tiny, tiny_qwen35
 
     name = model or settings().model
     flavour = tiny_flavour(name)

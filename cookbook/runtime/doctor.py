@@ -7,11 +7,12 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from cookbook.hardware import MIN_TRANSFORMERS, TESTED_TRANSFORMERS, Hardware, hardware, parse_version, version
+from cookbook.kit.hardware import MIN_TRANSFORMERS, TESTED_TRANSFORMERS, Hardware, hardware, parse_version, version
 from cookbook.lineup import checkpoint
-from cookbook.loading import fits
-from cookbook.settings import hf_cache_dir, settings
-from cookbook.show import Pretty
+from cookbook.runtime.loading import fits
+from cookbook.kit.assets import hf_cache_dir
+from cookbook.runtime.settings import settings
+from cookbook.kit.show import Pretty
 
 
 @dataclass(frozen=True)
@@ -80,7 +81,7 @@ def doctor(hw: Hardware | None = None, model: str | None = None, disk_free_gb: f
                      ("accelerate", "needed for device_map='auto'")):
         v = version(pkg)
         checks.append(Check(pkg, v is not None, v or "not installed", f"pip install {pkg} ({why})."))
-    from cookbook import system  # here, so `python -m cookbook.system` is not imported twice
+    from cookbook.kit import system  # here, so `python -m cookbook.kit.system` is not imported twice
 
     for piece in system.PIECES:  # the system packages `make setup` installs (fonts, FFmpeg, FriBiDi, Chromium)
         problem = piece.check()

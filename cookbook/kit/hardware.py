@@ -142,7 +142,7 @@ def _vllm_env() -> str | None:
     ``.venv-vllm`` (``make vllm``) when its ``vllm`` command exists, else None."""
     if importlib.util.find_spec("vllm") is not None:
         return sys.prefix
-    env = Path(__file__).resolve().parents[1] / ".venv-vllm"
+    env = Path(__file__).resolve().parents[2] / ".venv-vllm"
     return str(env) if (env / "bin" / "vllm").exists() else None
 
 

@@ -2,8 +2,8 @@
 
 One list, used three ways:
 
-    python -m cookbook.system            # check; exit 1 with the exact command to run if something is missing
-    python -m cookbook.system --install  # as root with apt-get: install what is missing, then check again
+    python -m cookbook.kit.system            # check; exit 1 with the exact command to run if something is missing
+    python -m cookbook.kit.system --install  # as root with apt-get: install what is missing, then check again
 
 ``make setup`` runs the second, so a fresh Debian/Ubuntu machine gets everything and any other
 machine stops, before a test runs, with the command that fixes it. ``cb.doctor()`` (00) shows the
@@ -91,7 +91,7 @@ def _ffmpeg() -> str | None:
 
 
 def _chromium() -> str | None:
-    from cookbook.browser import chromium_executable
+    from cookbook.kit.browser import chromium_executable
 
     return None if chromium_executable() else "no Chromium for Playwright"
 

@@ -280,8 +280,8 @@ CHAT_TEMPLATE: str = CHAT_TEMPLATES["instruct"]
 
 
 def default_root() -> Path:
-    """Where tiny checkpoints are cached: $COOKBOOK_CACHE or ~/.cache/qwen3-vl-cookbook (read by settings) (00)."""
-    from cookbook.settings import cookbook_cache_dir
+    """Where tiny checkpoints are cached: $COOKBOOK_CACHE or ~/.cache/qwen3-vl-cookbook (00)."""
+    from cookbook.kit.assets import cookbook_cache_dir
 
     return cookbook_cache_dir()
 
@@ -467,7 +467,7 @@ def build(flavour: str = "instruct", root: Path | None = None, force: bool = Fal
     """Build once (cached under `root`) the tiny random Qwen3-VL checkpoint and return its folder (00).
 
     `cb.load()` uses it in smoke mode (COOKBOOK_MODEL=tiny or tiny-thinking), so every notebook runs.
-    The tiny successor (COOKBOOK_MODEL=tiny-qwen3.5) is built by cookbook/tiny_qwen35.py.
+    The tiny successor (COOKBOOK_MODEL=tiny-qwen3.5) is built by cookbook/kit/tiny_qwen35.py.
     """
     if flavour not in FLAVOURS:
         raise ValueError(f"flavour must be one of {FLAVOURS}, got {flavour!r}")

@@ -3,7 +3,7 @@
 Playwright's sync API refuses to run inside Jupyter's event loop, so this module uses the async
 API: notebooks ``await`` it at top level, scripts and tests wrap it in ``asyncio.run``. Chromium is
 found automatically: Playwright's own build where ``playwright install chromium`` ran, else a
-system Chromium (Debian's ``chromium`` package). ``python -m cookbook.browser`` reports which.
+system Chromium (Debian's ``chromium`` package). ``python -m cookbook.kit.browser`` reports which.
 """
 
 from __future__ import annotations
@@ -187,7 +187,7 @@ def blocked(page: Any) -> list[str]:
 
 
 def main() -> int:
-    """``python -m cookbook.browser``: say which Chromium will be used, or how to get one (exit 1)."""
+    """``python -m cookbook.kit.browser``: say which Chromium will be used, or how to get one (exit 1)."""
     path = chromium_executable()
     if path is None:
         print(INSTALL_HINT, file=sys.stderr)

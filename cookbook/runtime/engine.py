@@ -13,9 +13,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from cookbook.generation import Preset, default_preset, generation_kwargs
+from cookbook.generation import Preset, default_preset, generation_kwargs, split_thinking
 from cookbook.generation import preset as get_preset
-from cookbook.messages import InputError, check
+from cookbook.kit.messages import InputError, check
 
 THINK_OPEN = "<think>"
 
@@ -33,18 +33,6 @@ class Reply:
 
     def __str__(self) -> str:
         return self.answer
-
-
-def split_thinking(text: str) -> tuple[str, str]:
-    """Split a Thinking model's output into (reasoning, answer) (02).
-
-    The generation prompt already opens ``<think>``, so the output usually holds only ``</think>``;
-    with no ``</think>`` at all (Instruct models, or a budget cut mid-thought) the reasoning is empty.
-    """
-    if "</think>" not in text:
-        return "", text.strip()
-    reasoning, answer = text.split("</think>", 1)
-    return reasoning.replace("<think>", "", 1).strip(), answer.strip()
 
 
 def _is_batch(messages: Any) -> bool:

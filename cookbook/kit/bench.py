@@ -30,7 +30,7 @@ def workload(n: int, seed: int = 0, size: tuple[int, int] = (448, 448)) -> list[
 
     from PIL import Image, ImageDraw
 
-    from cookbook.messages import to_openai, user
+    from cookbook.kit.messages import to_openai, user
 
     rng = random.Random(seed)
     out = []
