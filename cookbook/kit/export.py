@@ -73,7 +73,10 @@ def main(argv: list[str]) -> int:
         if problems:
             print("Run `make export` (the notebooks are the source of the lesson modules).", file=sys.stderr)
         return 1 if problems else 0
+    wanted = [a for a in argv if not a.startswith("-")]  # `python -m cookbook.kit.export video grounding`: only those
     for name, text in generate().items():
+        if wanted and name not in wanted:
+            continue
         path = ROOT / "cookbook" / f"{name}.py"
         if not path.exists() or path.read_text(encoding="utf-8") != text:
             path.write_text(text, encoding="utf-8")
