@@ -50,10 +50,3 @@ def test_generation_kwargs():
         generation_kwargs("instruct-text")
     assert generation_kwargs("instruct-text", presence_penalty=0)["temperature"] == 1.0
 
-
-def test_with_overrides_copies_a_preset():
-    from cookbook.generation import with_overrides
-
-    readme_thinking = with_overrides("thinking-vision", temperature=0.6)
-    assert readme_thinking.temperature == 0.6 and readme_thinking.top_p == 0.95
-    assert PRESETS["thinking-vision"].temperature == 1.0  # the original is untouched

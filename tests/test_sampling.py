@@ -10,6 +10,7 @@ import torch
 from transformers import TemperatureLogitsWarper, TopKLogitsWarper, TopPLogitsWarper
 
 from cookbook import generation, sampling
+from cookbook.kit import panel as views
 
 
 def hf_probs(logits: torch.Tensor, temperature=1.0, top_k=0, top_p=1.0) -> np.ndarray:
@@ -167,7 +168,7 @@ def test_panel_preset_fills_sliders_and_run_calls_generate():
         calls.append(kw)
         return "answer"
 
-    panel = sampling.build_panel(fake_generate, generation.PRESETS, preset="instruct-vision",
+    panel = views.build_panel(fake_generate, generation.PRESETS, preset="instruct-vision",
                                  max_new_tokens_cap=64)
     v = panel.values()
     assert (v["temperature"], v["top_p"], v["top_k"], v["presence_penalty"]) == (0.7, 0.8, 20, 1.5)
@@ -188,8 +189,8 @@ def test_plot_marks_removed_tokens():
     matplotlib.use("Agg")
     logits = np.log([0.5, 0.25, 0.125, 0.125])
     dists = {"raw": sampling.reshape(logits), "top_k 2": sampling.reshape(logits, top_k=2)}
-    fig = sampling.plot_distributions(dists, {0: "a", 1: "b", 2: "猫", 3: "d"}, top=4, title="t")
+    fig = views.plot_distributions(dists, {0: "a", 1: "b", 2: "猫", 3: "d"}, top=4, title="t")
     titles = [ax.get_title(loc="left") for ax in fig.axes]
-    assert titles[0].startswith("raw: 4 tokens kept, entropy 1.75 bits") and titles[1].startswith("top_k 2: 2 tokens")
+    assert titles[0].startswith("raw: 4 tokens kept, top p 0.500") and titles[1].startswith("top_k 2: 2 tokens")
     crosses = [line for line in fig.axes[1].lines if line.get_marker() == "x"]
     assert len(crosses) == 1 and list(crosses[0].get_xdata()) == [2, 3]

@@ -37,116 +37,15 @@ LAYER_TYPES = ["linear_attention", "linear_attention", "linear_attention", "full
 # (<tool_call>\n<function=NAME>\n<parameter=KEY>\nvalue\n</parameter>\n</function>\n</tool_call>),
 # a <think> block on every assistant turn after the last user query, and a generation prompt
 # that opens <think> (thinking on) or writes an empty one (enable_thinking=False).
-CHAT_TEMPLATE = r"""{#- Qwen3.5 chat format, written for the Qwen3-VL Cookbook's tiny Qwen3.5. -#}
-{%- set seen = namespace(images=0, videos=0) %}
-{#- show(): a message's content as text; images and videos become their placeholders. #}
-{%- macro show(content, count) %}
-    {%- if content is string %}
-        {{- content }}
-    {%- elif content is iterable and content is not mapping %}
-        {%- for part in content %}
-            {%- if part.type == 'image' or 'image' in part or 'image_url' in part %}
-                {%- if count %}{%- set seen.images = seen.images + 1 %}{%- endif %}
-                {%- if add_vision_id %}{{- 'Picture ' ~ seen.images ~ ': ' }}{%- endif %}
-                {{- '<|vision_start|><|image_pad|><|vision_end|>' }}
-            {%- elif part.type == 'video' or 'video' in part %}
-                {%- if count %}{%- set seen.videos = seen.videos + 1 %}{%- endif %}
-                {%- if add_vision_id %}{{- 'Video ' ~ seen.videos ~ ': ' }}{%- endif %}
-                {{- '<|vision_start|><|video_pad|><|vision_end|>' }}
-            {%- elif 'text' in part %}
-                {{- part.text }}
-            {%- endif %}
-        {%- endfor %}
-    {%- endif %}
-{%- endmacro %}
-{#- calls(): an assistant's tool calls in XML, one <tool_call> block each. #}
-{%- macro calls(tool_calls, text) %}
-    {%- for call in tool_calls or [] %}
-        {%- set fn = call.function if call.function else call %}
-        {%- if not loop.first %}{{- '\n' }}{%- elif text|trim %}{{- '\n\n' }}{%- endif %}
-        {{- '<tool_call>\n<function=' ~ fn.name ~ '>\n' }}
-        {%- for key, value in (fn.arguments or {})|items %}
-            {%- if value is mapping or (value is sequence and value is not string) %}
-                {%- set value = value|tojson %}
-            {%- endif %}
-            {{- '<parameter=' ~ key ~ '>\n' ~ value ~ '\n</parameter>\n' }}
-        {%- endfor %}
-        {{- '</function>\n</tool_call>' }}
-    {%- endfor %}
-{%- endmacro %}
-{%- set has_system = messages and messages[0].role == 'system' %}
-{%- set sys_text = show(messages[0].content, false)|trim if has_system else '' %}
-{%- if tools %}
-    {{- '<|im_start|>system\n# Tools\n\nYou have access to the following functions:\n\n<tools>' }}
-    {%- for tool in tools %}{{- '\n' ~ tool|tojson }}{%- endfor %}
-    {{- '\n</tools>\n\nIf you choose to call a function ONLY reply in the following format with NO '
-        'suffix:\n\n<tool_call>\n<function=example_function_name>\n<parameter=example_parameter_1>'
-        '\nvalue_1\n</parameter>\n<parameter=example_parameter_2>\nThis is the value for the second '
-        'parameter\nthat can span\nmultiple lines\n</parameter>\n</function>\n</tool_call>\n\n'
-        '<IMPORTANT>\nReminder:\n- Function calls MUST follow the specified format: an inner '
-        '<function=...></function> block must be nested within <tool_call></tool_call> XML tags\n'
-        '- Required parameters MUST be specified\n- You may provide optional reasoning for your '
-        'function call in natural language BEFORE the function call, but NOT after\n- If there is '
-        'no function call available, answer the question like normal with your current knowledge '
-        'and do not tell the user about function calls\n</IMPORTANT>' }}
-    {%- if sys_text %}{{- '\n\n' ~ sys_text }}{%- endif %}
-    {{- '<|im_end|>\n' }}
-{%- elif has_system %}
-    {{- '<|im_start|>system\n' ~ sys_text ~ '<|im_end|>\n' }}
-{%- endif %}
-{#- Index of the last real user query: assistant turns after it keep their reasoning. #}
-{%- set query = namespace(index=messages|length - 1, searching=true) %}
-{%- for message in messages|reverse %}
-    {%- if query.searching and message.role == 'user' %}
-        {%- set plain = show(message.content, false)|trim %}
-        {%- if not (plain.startswith('<tool_response>') and plain.endswith('</tool_response>')) %}
-            {%- set query.searching = false %}
-            {%- set query.index = messages|length - 1 - loop.index0 %}
-        {%- endif %}
-    {%- endif %}
-{%- endfor %}
-{%- for message in messages %}
-    {%- set body = show(message.content, true)|trim %}
-    {%- if message.role == 'system' and not loop.first %}
-        {{- raise_exception('System message must be at the beginning.') }}
-    {%- elif message.role == 'user' %}
-        {{- '<|im_start|>user\n' ~ body ~ '<|im_end|>\n' }}
-    {%- elif message.role == 'assistant' %}
-        {%- set reasoning = '' %}
-        {%- if message.reasoning_content is string %}
-            {%- set reasoning = message.reasoning_content %}
-        {%- elif '</think>' in body %}
-            {%- set reasoning = body.split('</think>')[0].rstrip('\n').split('<think>')|last %}
-            {%- set reasoning = reasoning.lstrip('\n') %}
-            {%- set body = (body.split('</think>')|last).lstrip('\n') %}
-        {%- endif %}
-        {{- '<|im_start|>assistant\n' }}
-        {%- if loop.index0 > query.index %}
-            {{- '<think>\n' ~ reasoning|trim ~ '\n</think>\n\n' }}
-        {%- endif %}
-        {{- body ~ calls(message.tool_calls, body) ~ '<|im_end|>\n' }}
-    {%- elif message.role == 'tool' %}
-        {%- if loop.first or messages[loop.index0 - 1].role != 'tool' %}{{- '<|im_start|>user' }}{%- endif %}
-        {{- '\n<tool_response>\n' ~ body ~ '\n</tool_response>' }}
-        {%- if loop.last or messages[loop.index0 + 1].role != 'tool' %}{{- '<|im_end|>\n' }}{%- endif %}
-    {%- endif %}
-{%- endfor %}
-{%- if add_generation_prompt %}
-    {{- '<|im_start|>assistant\n' }}
-    {%- if enable_thinking is defined and enable_thinking is false %}
-        {{- '<think>\n\n</think>\n\n' }}
-    {%- else %}
-        {{- '<think>\n' }}
-    {%- endif %}
-{%- endif %}
-"""
+CHAT_TEMPLATE = (Path(__file__).parent / "data" / "qwen3_5.jinja").read_text(encoding="utf-8")
 
 
 def _recipe_hash() -> str:
     """Hash of what decides the folder's bytes: this file, tiny.py (corpus, tokens), the libraries."""
     h = hashlib.sha256()
     h.update(Path(__file__).read_bytes())
-    h.update((Path(__file__).parent / "tiny.py").read_bytes())
+    for path in (Path(__file__).parent / "tiny.py", *sorted((Path(__file__).parent / "data").iterdir())):
+        h.update(path.read_bytes())
     h.update(f"{RECIPE_VERSION}".encode())
     for dist in ("transformers", "tokenizers", "torch", "safetensors"):
         try:
@@ -162,7 +61,7 @@ def _tokenizer():
     from transformers import Qwen3_5Tokenizer
     from transformers.models.qwen3_5.tokenization_qwen3_5 import PRETOKENIZE_REGEX
 
-    from cookbook.kit.tiny import _CORPUS, SPECIAL_TOKENS
+    from cookbook.kit.tiny import CORPUS, SPECIAL_TOKENS
 
     bpe = Tokenizer(models.BPE(unk_token=None, fuse_unk=False, byte_fallback=False))
     bpe.normalizer = normalizers.NFC()
@@ -175,7 +74,7 @@ def _tokenizer():
         vocab_size=2048, min_frequency=2, show_progress=False,
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), special_tokens=[],
     )
-    bpe.train_from_iterator(_CORPUS.strip().splitlines(), trainer=trainer)
+    bpe.train_from_iterator(CORPUS, trainer=trainer)
     model = json.loads(bpe.to_str())["model"]
     merges = [tuple(m.split(" ")) if isinstance(m, str) else tuple(m) for m in model["merges"]]
     extra = [text for text, special in SPECIAL_TOKENS if special and text != "<|endoftext|>"]
