@@ -3,9 +3,11 @@ scenes with exact ground truth (08_spatial_grounding)."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import math
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -13,8 +15,10 @@ from PIL import Image
 
 import cookbook as cb
 from cookbook import grounding as g
+from cookbook.kit import scenes
 
 W, H = 900, 600
+ROOT = Path(__file__).resolve().parents[1]
 
 
 # ---- parse ------------------------------------------------------------------------------------
@@ -112,7 +116,7 @@ def test_absolute_pixels_read_as_relative_go_wrong():
 # ---- round trip, scorers ------------------------------------------------------------------------
 
 def test_ground_truth_round_trips_through_the_model_format():
-    truth = g.truth()
+    truth = scenes.truth()
     for name, scene in truth.items():
         boxes = [it for it in scene["items"] if "box" in it]
         text = g.to_answer(boxes, scene["width"], scene["height"])
@@ -224,8 +228,11 @@ def test_draw_marks_boxes_points_and_3d_and_leaves_the_input_alone():
 # ---- scenes and ground truth ------------------------------------------------------------------------
 
 def test_committed_scenes_are_what_the_generator_makes(tmp_path):
-    made = g.make_scenes(tmp_path)
-    committed = json.loads((g.GROUNDING / "scenes.json").read_text())
+    spec = importlib.util.spec_from_file_location("make_scenes", ROOT / "scripts" / "make_scenes.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    made = script.make_scenes(tmp_path)
+    committed = json.loads((scenes.GROUNDING / "scenes.json").read_text())
     assert json.loads(json.dumps(made)) == committed
     for name in made:
         fresh, kept = np.asarray(Image.open(tmp_path / name.split("/")[1])), np.asarray(Image.open(cb.asset(name)))
@@ -233,21 +240,21 @@ def test_committed_scenes_are_what_the_generator_makes(tmp_path):
 
 
 def test_scene_boxes_match_the_drawn_pixels():
-    for name, scene in g.truth().items():
+    for name, scene in scenes.truth().items():
         if not name.startswith("grounding/shapes") and name != "grounding/crowd.png":
             continue
         pixels = np.asarray(Image.open(cb.asset(name))).astype(int)
         assert pixels.shape[:2] == (scene["height"], scene["width"])
         for it in scene["items"]:
             x1, y1, x2, y2 = (round(v) for v in it["box"])
-            inside = (np.abs(pixels[y1:y2, x1:x2] - g.COLORS[it["color"]]).sum(axis=2) == 0)
+            inside = (np.abs(pixels[y1:y2, x1:x2] - scenes.COLORS[it["color"]]).sum(axis=2) == 0)
             ys, xs = np.nonzero(inside)
             assert abs(xs.min() - 0) <= 1 and abs(xs.max() - (x2 - x1 - 1)) <= 1, (name, it)
             assert abs(ys.min() - 0) <= 1 and abs(ys.max() - (y2 - y1 - 1)) <= 1, (name, it)
 
 
 def test_scenes_cover_the_issue():
-    truth = g.truth()
+    truth = scenes.truth()
     sizes = {(s["width"], s["height"]) for s in truth.values()}
     assert any(w > h for w, h in sizes) and any(w < h for w, h in sizes)
     assert len(truth["grounding/crowd.png"]["items"]) >= 40
@@ -267,7 +274,7 @@ def test_scenes_cover_the_issue():
 
 def test_relations_follow_the_boxes():
     items = [{"ref": "A", "box": [0, 0, 10, 10]}, {"ref": "B", "box": [20, 30, 30, 40]}]
-    qs = g.relations(items)
+    qs = scenes.relations(items)
     assert qs[0] == {"question": "Is A to the left of B? Answer yes or no.", "answer": "yes"}
     assert qs[1] == {"question": "Is A below B? Answer yes or no.", "answer": "no"}
 
@@ -289,7 +296,7 @@ def test_points_and_extra_keys_round_trip():
 
 def test_an_item_with_a_box_and_a_3d_box_is_labelled_once():
     """The 3D truth carries both its 2D box and its bbox_3d: one label, not one per mark."""
-    scene = g.truth()["grounding/boxes3d.png"]
+    scene = scenes.truth()["grounding/boxes3d.png"]
     image, cam = Image.new("RGB", (scene["width"], scene["height"]), "white"), scene["intrinsics"]
 
     def label_pixels(items: list[dict]) -> int:
