@@ -99,9 +99,10 @@ def test_stream_yields_the_same_text(tiny, photo, capsys):
     pieces = list(cb.stream(model, processor, conv, do_sample=False, max_new_tokens=6))
     whole = cb.chat(model, processor, conv, do_sample=False, max_new_tokens=6)
     assert "".join(pieces).strip() == whole.text.strip() and len(pieces) >= 1
-    printed = cb.chat(model, processor, conv, stream=True, do_sample=False, max_new_tokens=6)
-    assert printed.text == whole.text
-    assert capsys.readouterr().out.strip() == whole.text.strip()
+    seen: list[str] = []
+    streamed = cb.chat(model, processor, conv, on_text=seen.append, do_sample=False, max_new_tokens=6)
+    assert streamed.text == whole.text and "".join(seen).strip() == whole.text.strip()
+    assert capsys.readouterr().out == ""  # chat prints nothing itself
 
 
 def test_multi_turn(tiny, photo):
@@ -181,3 +182,33 @@ def test_frames_need_their_sampling_rate(tiny, photo):
     enc = cb.inputs(processor, [cb.messages.user(cb.messages.video([photo] * 4, fps=1), "Hi")])
     text = processor.decode(enc["input_ids"][0])
     assert "<0.5 seconds>" in text and "<2.5 seconds>" in text  # pairs (0,1) and (2,3) at 1 fps
+
+
+def test_a_long_720p_clip_is_resized_once(tiny, tmp_path):
+    """cb.chat's path gives the model exactly the pixels of 07's own recipe (read_video, then the processor with
+    do_resize=False): the processor does not shrink the frames a second time (issue 20)."""
+    import av
+    import numpy as np
+
+    path = tmp_path / "long720p.mp4"
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("mpeg4", rate=2)
+        stream.width, stream.height, stream.pix_fmt = 1280, 720, "yuv420p"
+        for i in range(120):  # 60 s at 2 fps: 120 frames of 921,600 pixels, more than the processor's own budget
+            arr = np.full((720, 1280, 3), (i * 2) % 255, dtype=np.uint8)
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(arr, format="rgb24")))
+        container.mux(stream.encode())
+    model, processor = tiny
+    frames, meta = cb.video.read_video(path, fps=2)
+    conversation = [{"role": "user", "content": [{"type": "video"}, {"type": "text", "text": "What changes?"}]}]
+    prompt = processor.apply_chat_template(conversation, tokenize=False, add_generation_prompt=True)
+    lesson = processor(text=[prompt], videos=[frames], video_metadata=[meta], do_resize=False,
+                       do_sample_frames=False, return_tensors="pt")
+    ours = cb.inputs(processor, [cb.messages.user(cb.messages.video(path), "What changes?")])
+    t, h, w = (int(x) for x in ours["video_grid_thw"][0])
+    assert (h * 16, w * 16) == frames.shape[1:3] != (720, 1280)  # read_video's size, kept by the processor
+    assert ours["video_grid_thw"].tolist() == lesson["video_grid_thw"].tolist()
+    assert np.array_equal(ours["pixel_values_videos"].numpy(), lesson["pixel_values_videos"].numpy())
+    resized_again = processor(text=[prompt], videos=[frames], video_metadata=[meta], do_sample_frames=False,
+                              return_tensors="pt")
+    assert resized_again["video_grid_thw"].tolist() != ours["video_grid_thw"].tolist()  # what do_resize=False prevents

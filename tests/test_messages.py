@@ -170,3 +170,11 @@ def test_data_url_round_trip(photo, tmp_path):
     assert m.to_data_url(url) == url  # already a data URL
     with pytest.raises(InputError, match="no such file"):
         m.to_data_url(tmp_path / "gone.mp4")
+
+
+def test_a_sentence_naming_a_file_is_text_and_a_lone_path_is_media(tmp_path):
+    """`user("Describe photo.jpg")` is a question, not a missing file (issue 20); a lone path is still media."""
+    assert m.user("Describe photo.jpg")["content"] == [{"type": "text", "text": "Describe photo.jpg"}]
+    assert m.user("What happens in clip.mp4 at 3 s?")["content"][0]["type"] == "text"
+    with pytest.raises(m.InputError):
+        m.user("no-such-photo.jpg", "What is this?")  # one word with an image suffix: loaded, and missing

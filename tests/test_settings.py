@@ -67,7 +67,7 @@ def test_workshop_server_fields(monkeypatch):
 
 
 def test_cache_locations(monkeypatch, tmp_path):
-    from cookbook.kit.assets import cookbook_cache_dir, hf_cache_dir
+    from cookbook.kit.environment import cookbook_cache_dir, hf_cache_dir
 
     monkeypatch.delenv("HF_HUB_CACHE", raising=False)
     monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))

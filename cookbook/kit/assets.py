@@ -1,11 +1,10 @@
-"""Where the cookbook's files are: ``assets/`` (photos, videos, pages) from any working directory, and the caches."""
+"""Find the files in ``assets/`` (photos, videos, pages) from any working directory."""
 
 from __future__ import annotations
 
 import contextlib
 import functools
 import http.server
-import os
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -44,15 +43,3 @@ class _QuietHandler(http.server.SimpleHTTPRequestHandler):
     def log_message(self, *args: object) -> None:
         pass
 
-
-def hf_cache_dir() -> Path:
-    """Where downloaded weights go (HF_HUB_CACHE, HF_HOME/hub, or ~/.cache/huggingface/hub) (00)."""
-    if os.environ.get("HF_HUB_CACHE", "").strip():
-        return Path(os.environ["HF_HUB_CACHE"].strip()).expanduser()
-    home = os.environ.get("HF_HOME", "").strip() or os.path.join(os.path.expanduser("~"), ".cache", "huggingface")
-    return Path(home).expanduser() / "hub"
-
-
-def cookbook_cache_dir() -> Path:
-    """Where the tiny checkpoints are built: COOKBOOK_CACHE or ~/.cache/qwen3-vl-cookbook (00)."""
-    return Path(os.environ.get("COOKBOOK_CACHE", "").strip() or Path.home() / ".cache" / "qwen3-vl-cookbook").expanduser()

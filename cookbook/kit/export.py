@@ -66,6 +66,7 @@ def differences(root: Path = ROOT) -> list[str]:
 
 
 def main(argv: list[str]) -> int:
+    """``make export`` (the named modules, or all); ``--check`` lists what it would change and fails if anything."""
     if "--check" in argv:
         problems = differences()
         for p in problems:

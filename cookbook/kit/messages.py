@@ -177,9 +177,7 @@ def load_image(src: Any, timeout: float = URL_TIMEOUT_S) -> Any:
             elif len(text) > 256 and "/" not in text[:64].rstrip("/+=") and _BASE64.fullmatch(text):
                 img = _open_bytes(_b64decode(text, "base64 string"), "base64 string")
             else:
-                hint = (" A text that ends in an image name is read as a path: pass it as "
-                        "{'type': 'text', 'text': ...}.") if any(c.isspace() for c in text) else ""
-                raise InputError(f"image {_describe(text)}: no such file (relative paths start at {Path.cwd()}).{hint}")
+                raise InputError(f"image {_describe(text)}: no such file (relative paths start at {Path.cwd()}).")
     else:
         raise InputError(
             f"image of type {type(src).__name__}: use a path, URL, data URL, base64 string, bytes, "
@@ -325,11 +323,13 @@ def _part(item: Any) -> dict[str, Any]:
         if item.get("type") not in ("text", "image", "video"):
             raise InputError(f"part {item!r}: 'type' must be text, image or video.")
         return item
-    if isinstance(item, str):
-        suffix = Path(item).suffix.lower() if len(item) < 1024 else ""
-        if suffix in VIDEO_SUFFIXES and _is_file(Path(item).expanduser()):
+    if isinstance(item, str):  # a string names media only as one word (a path or URL); a sentence is text
+        if item.startswith(("http://", "https://", "data:image")) and not any(c.isspace() for c in item):
+            return image(item)
+        suffix = Path(item).suffix.lower() if len(item) < 1024 and not any(c.isspace() for c in item) else ""
+        if suffix in VIDEO_SUFFIXES:
             return video(item)
-        if suffix in {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff"} or item.startswith(("http://", "https://", "data:image")):
+        if suffix in {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff"}:
             return image(item)
         return _text(item)
     if isinstance(item, Path):
@@ -338,7 +338,8 @@ def _part(item: Any) -> dict[str, Any]:
 
 
 def user(*parts: Any) -> dict[str, Any]:
-    """A user message: strings become text (or an image/video when they name one), other items images (01)."""
+    """A user message: strings are text, except one word naming an image or video (a path with its suffix, or a URL);
+    other items are images (01). ``user("Describe photo.jpg")`` is text; ``user("photo.jpg", "Describe it")`` is not."""
     if not parts or all(isinstance(p, str) and not p.strip() for p in parts):
         raise InputError("empty user message: give at least one text, image or video.")
     return {"role": "user", "content": [_part(p) for p in parts]}

@@ -77,7 +77,7 @@ CHAT_TEMPLATE: str = CHAT_TEMPLATES["instruct"]
 
 def default_root() -> Path:
     """Where tiny checkpoints are cached: $COOKBOOK_CACHE or ~/.cache/qwen3-vl-cookbook (00)."""
-    from cookbook.kit.assets import cookbook_cache_dir
+    from cookbook.kit.environment import cookbook_cache_dir
 
     return cookbook_cache_dir()
 

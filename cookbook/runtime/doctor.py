@@ -10,7 +10,7 @@ from pathlib import Path
 from cookbook.kit.hardware import MIN_TRANSFORMERS, TESTED_TRANSFORMERS, Hardware, hardware, parse_version, version
 from cookbook.lineup import checkpoint
 from cookbook.runtime.loading import fits
-from cookbook.kit.assets import hf_cache_dir
+from cookbook.kit.environment import hf_cache_dir
 from cookbook.runtime.settings import settings
 from cookbook.kit.show import Pretty
 

@@ -9,9 +9,9 @@ from __future__ import annotations
 import inspect
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, overload
 
 from cookbook.generation import Preset, default_preset, generation_kwargs, split_thinking
 from cookbook.generation import preset as get_preset
@@ -49,14 +49,25 @@ def is_thinking(processor: Any) -> bool:
 
 
 def _decode_video(part: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
-    """A video part with its frames decoded (PyAV) and the metadata its timestamps need."""
+    """A video part as frames already sampled and sized by 07's rules, with the metadata its timestamps need.
+
+    A file goes through ``read_video``; a frame list taken at ``part["fps"]`` is resized with ``frame_size``.
+    Either way the processor gets ``do_resize=False``: it must not resize them a second time.
+    """
+    import numpy as np
+
     from cookbook import video
 
     src = part["video"]
     if isinstance(src, (list, tuple)):  # frames sampled by the caller at part["fps"]
-        frames = src
-        metadata = {"fps": float(part["fps"]), "frames_indices": list(range(len(src))),
-                    "total_num_frames": len(src)}
+        first = np.asarray(src[0])
+        height, width = video.frame_size(first.shape[0], first.shape[1], len(src))
+        frames = np.stack([np.asarray(f.convert("RGB").resize((width, height), resample=3)) if hasattr(f, "convert")
+                           else np.asarray(f) for f in src])
+        if frames.shape[1:3] != (height, width):
+            raise InputError(f"video frames are {frames.shape[2]}x{frames.shape[1]}: give PIL images (resized here "
+                             f"to {width}x{height}) or arrays already of that size")
+        metadata = {"fps": float(part["fps"]), "frames_indices": list(range(len(src))), "total_num_frames": len(src)}
     else:
         limits = {"max_frames": part["max_frames"]} if part.get("max_frames") else {}
         frames, metadata = video.read_video(src, fps=part.get("fps", 2.0), **limits)
@@ -97,11 +108,8 @@ def inputs(processor: Any, messages: Any, device: Any = None, **kwargs: Any) -> 
     options: dict[str, Any] = {}
     if batch:  # left padding: generation continues from each row's right end (the tokenizer is not changed)
         options.update(padding=True, padding_side="left")
-    if video_metadata:
-        options.update(video_metadata=video_metadata, do_sample_frames=False)
-        if hasattr(processor.video_processor, "cap_pixels_per_frame"):
-            # transformers' current default (no qwen-vl-utils per-frame cap); saying so silences its warning
-            options["cap_pixels_per_frame"] = False
+    if video_metadata:  # frames already sampled and sized (07): the processor must do neither again
+        options.update(video_metadata=video_metadata, do_sample_frames=False, do_resize=False)
     if options:
         # transformers 5.2x takes processor options as processor_kwargs; older releases as kwargs
         if "processor_kwargs" in inspect.signature(processor.apply_chat_template).parameters:
@@ -190,22 +198,36 @@ def _stream(model: Any, processor: Any, messages: Any, preset: str | Preset | No
     return chunks(), encoded, result
 
 
-def chat(model: Any, processor: Any, messages: Any, preset: str | Preset | None = None,
-         stream: bool = False, seed: int | None = None, **overrides: Any) -> Any:
-    """Generate an answer for a conversation (a ``Reply``), or for a list of them (a list, batched) (01).
+Conversation = list[dict[str, Any]]
+
+
+@overload
+def chat(model: Any, processor: Any, messages: Conversation, preset: str | Preset | None = None, *,
+         on_text: Callable[[str], None] | None = None, seed: int | None = None, **overrides: Any) -> Reply: ...
+
+
+@overload
+def chat(model: Any, processor: Any, messages: list[Conversation], preset: str | Preset | None = None, *,
+         on_text: Callable[[str], None] | None = None, seed: int | None = None, **overrides: Any) -> list[Reply]: ...
+
+
+def chat(model: Any, processor: Any, messages: Conversation | list[Conversation], preset: str | Preset | None = None,
+         *, on_text: Callable[[str], None] | None = None, seed: int | None = None,
+         **overrides: Any) -> Reply | list[Reply]:
+    """The ``Reply`` to one conversation, or the list of replies to a list of conversations (batched) (01).
 
     ``preset`` names a row of ``cb.PRESETS`` (default: the model card's vision setting for this
     flavour); keyword overrides (``temperature=0.2``, ``do_sample=False``, ``max_new_tokens=64``)
-    win. ``stream=True`` prints the text as it arrives. Reads no environment: pass ``max_new_tokens``.
+    win. ``on_text`` (one conversation) is called with each piece of text as it is generated, e.g.
+    ``on_text=lambda s: print(s, end="")``; chat itself prints nothing. Reads no environment: pass ``max_new_tokens``.
     """
     import torch
 
     start = time.perf_counter()
-    if stream:
+    if on_text is not None:
         chunks, encoded, result = _stream(model, processor, messages, preset, seed, overrides)
         for chunk in chunks:
-            print(chunk, end="", flush=True)
-        print()
+            on_text(chunk)
         sequences = result["sequences"]
     else:
         encoded = inputs(processor, messages, device=model.device)

@@ -8,10 +8,9 @@
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
-from pathlib import Path
 
+from cookbook.kit.environment import env, offline
 from cookbook.kit.hardware import hardware
 from cookbook.lineup import recommend_model
 from cookbook.kit.show import Pretty
@@ -20,7 +19,6 @@ TINY_NAMES = {
     "tiny": "instruct", "tiny-instruct": "instruct", "tiny-thinking": "thinking",
     "tiny-qwen3.5": "qwen3.5",
 }
-TRUE = {"1", "true", "yes", "on"}
 
 
 @dataclass(frozen=True)
@@ -84,18 +82,9 @@ class Settings(Pretty):
         return text
 
 
-def _env(name: str, default: str = "") -> str:
-    return os.environ.get(name, default).strip()
-
-
-def offline() -> bool:
-    """True when the Hugging Face offline switches are set (HF_HUB_OFFLINE / TRANSFORMERS_OFFLINE) (00)."""
-    return any(_env(v).lower() in TRUE for v in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"))
-
-
 def _requested_model() -> str:
     """The raw ``COOKBOOK_MODEL`` value (``auto`` when unset)."""
-    return _env("COOKBOOK_MODEL", "auto") or "auto"
+    return env("COOKBOOK_MODEL", "auto") or "auto"
 
 
 def tiny_flavour(name: str) -> str | None:
@@ -137,12 +126,12 @@ def settings() -> Settings:
     """What this run uses (model, device, hub, smoke mode); printed in every notebook's setup cell."""
     requested = _requested_model()
     flavour = tiny_flavour(requested)
-    hub = (_env("COOKBOOK_HUB", "huggingface") or "huggingface").lower()
+    hub = (env("COOKBOOK_HUB", "huggingface") or "huggingface").lower()
     if hub not in ("huggingface", "modelscope"):
         raise ValueError(f"COOKBOOK_HUB={hub!r}: use 'huggingface' or 'modelscope'.")
     endpoint = (
-        _env("HF_ENDPOINT", "https://huggingface.co") if hub == "huggingface"
-        else _env("MODELSCOPE_DOMAIN", "www.modelscope.cn")
+        env("HF_ENDPOINT", "https://huggingface.co") if hub == "huggingface"
+        else env("MODELSCOPE_DOMAIN", "www.modelscope.cn")
     )
     if flavour:
         model, device = f"tiny-{flavour}", "cpu"
@@ -156,6 +145,6 @@ def settings() -> Settings:
     return Settings(
         requested=requested, model=model, smoke=bool(flavour), thinking=thinking, device=device,
         hub=hub, endpoint=endpoint, offline=offline(), budget=budget(),
-        base_url=_env("COOKBOOK_BASE_URL") or None, api_key=_env("COOKBOOK_API_KEY") or "EMPTY",
-        served_model=_env("COOKBOOK_SERVED_MODEL") or None,
+        base_url=env("COOKBOOK_BASE_URL") or None, api_key=env("COOKBOOK_API_KEY") or "EMPTY",
+        served_model=env("COOKBOOK_SERVED_MODEL") or None,
     )

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from cookbook.kit.assets import cookbook_cache_dir
+from cookbook.kit.environment import cookbook_cache_dir
 
 ROOT = Path(__file__).resolve().parents[2]
 METRICS = cookbook_cache_dir() / "finetune" / "metrics.json"
