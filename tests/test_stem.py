@@ -12,9 +12,10 @@ import pytest
 from PIL import Image
 
 from cookbook import stem
+from cookbook.kit import problems
 from cookbook.generation import split_thinking
 
-PROBLEMS = stem.load_problems()
+PROBLEMS = problems.load_problems()
 BY_ID = {p.id: p for p in PROBLEMS}
 
 
@@ -87,7 +88,7 @@ def test_is_correct_multiple_choice():
 
 @pytest.mark.parametrize("style", ["boxed", "said", "bare"])
 def test_reference_replies_score_100_percent(style):
-    answers = [stem.extract_answer(stem.reference_reply(p, style), thinking=True) for p in PROBLEMS]
+    answers = [stem.extract_answer(problems.reference_reply(p, style), thinking=True) for p in PROBLEMS]
     assert stem.accuracy(answers, PROBLEMS) == 1.0
 
 
@@ -140,36 +141,36 @@ def _texts(fig) -> list[str]:
 
 
 def _spec(pid: str) -> dict:
-    return next(s for s in stem.SPECS if s["id"] == pid)
+    return next(s for s in problems.SPECS if s["id"] == pid)
 
 
 def _number(label: str) -> float:
     return float(re.search(r"-?\d+(?:\.\d+)?", label).group())
 
 
-@pytest.mark.parametrize("spec", stem.SPECS, ids=lambda s: s["id"])
+@pytest.mark.parametrize("spec", problems.SPECS, ids=lambda s: s["id"])
 def test_every_given_value_is_drawn(spec):
-    texts = _texts(stem.draw(spec))
-    for label in stem.labels(spec):
+    texts = _texts(problems.draw(spec))
+    for label in problems.labels(spec):
         assert label in texts, f"{spec['id']}: {label!r} is not in the figure"
 
 
 def test_geometry_answers_follow_from_the_drawn_labels():
     for pid in ("geometry-1", "geometry-3"):
-        texts = _texts(stem.draw(_spec(pid)))
+        texts = _texts(problems.draw(_spec(pid)))
         legs = [_number(t) for t in texts if re.fullmatch(r"\d+ (cm|m)", t)]
         assert len(legs) == 2
         assert stem.is_correct(f"{math.hypot(*legs):.6f}", BY_ID[pid].answer), pid
-    texts = _texts(stem.draw(_spec("geometry-2")))
+    texts = _texts(problems.draw(_spec("geometry-2")))
     angles = [_number(t) for t in texts if t.endswith("°")]
     assert stem.is_correct(str(180 - sum(angles)), BY_ID["geometry-2"].answer)
 
 
 def test_geometry_figures_have_the_drawn_shape():
-    fig = stem.draw(_spec("geometry-1"))
+    fig = problems.draw(_spec("geometry-1"))
     x, y = fig.axes[0].lines[0].get_data()
     assert (max(x) - min(x)) / (max(y) - min(y)) == pytest.approx(5 / 12)   # legs in proportion
-    fig = stem.draw(_spec("geometry-2"))
+    fig = problems.draw(_spec("geometry-2"))
     x, y = (np.asarray(v, float) for v in fig.axes[0].lines[0].get_data())
     base_left = math.degrees(math.atan2(y[2] - y[0], x[2] - x[0]))
     base_right = math.degrees(math.atan2(y[2] - y[1], x[1] - x[2]))
@@ -177,7 +178,7 @@ def test_geometry_figures_have_the_drawn_shape():
 
 
 def _curve(pid: str):
-    x, y = stem.draw(_spec(pid)).axes[0].lines[0].get_data()
+    x, y = problems.draw(_spec(pid)).axes[0].lines[0].get_data()
     return np.asarray(x, float), np.asarray(y, float)
 
 
@@ -197,7 +198,7 @@ def test_plot_answers_follow_from_the_drawn_curves():
 
 
 def _table(pid: str) -> list[list[str]]:
-    tab = stem.draw(_spec(pid)).axes[0].tables[0]
+    tab = problems.draw(_spec(pid)).axes[0].tables[0]
     cells = tab.get_celld()
     rows = 1 + max(r for r, _ in cells)
     cols = 1 + max(c for _, c in cells)
@@ -216,9 +217,9 @@ def test_table_answers_follow_from_the_drawn_cells():
 
 def test_choice_answers_follow_from_the_drawing():
     p = BY_ID["choice-1"]
-    r = _number(next(t for t in _texts(stem.draw(_spec("choice-1"))) if t.startswith("r = ")))
+    r = _number(next(t for t in _texts(problems.draw(_spec("choice-1"))) if t.startswith("r = ")))
     assert stem.to_option(p.answer, p.choices) == f"{r * r:g}\\pi cm^2"
-    fig = stem.draw(_spec("choice-3"))
+    fig = problems.draw(_spec("choice-3"))
     ax = fig.axes[0]
     heights = [bar.get_height() for bar in ax.patches]
     names = [t.get_text() for t in ax.get_xticklabels()]
@@ -227,9 +228,9 @@ def test_choice_answers_follow_from_the_drawing():
 
 
 def test_committed_set_is_what_build_makes(tmp_path):
-    made = stem.build(tmp_path)
+    made = problems.build(tmp_path)
     assert made == PROBLEMS
-    assert json.loads((tmp_path / "answers.json").read_text()) == json.loads((stem.FOLDER / "answers.json").read_text())
+    assert json.loads((tmp_path / "answers.json").read_text()) == json.loads((problems.FOLDER / "answers.json").read_text())
     for p in PROBLEMS:
         new = np.asarray(Image.open(tmp_path / p.image).convert("L"), float)
         old = np.asarray(Image.open(p.path).convert("L"), float)
