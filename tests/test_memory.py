@@ -7,6 +7,7 @@ import math
 import pytest
 
 from cookbook import memory as m
+from cookbook.kit import checkpoints
 
 # Parameter counts (billions) on the Hugging Face pages of Qwen/Qwen3-VL-*-Instruct; the count of the
 # model transformers builds must land within 2% (the 4B page counts lm_head although it is tied).
@@ -32,11 +33,11 @@ CONFIG_JSON_4B = {
 
 
 def test_stored_shapes_match_the_facts_sheet():
-    s8, s4 = m.CHECKPOINTS["8B"], m.CHECKPOINTS["4B"]
+    s8, s4 = checkpoints.CHECKPOINTS["8B"], checkpoints.CHECKPOINTS["4B"]
     assert (s8.hidden, s8.layers, s8.heads, s8.kv_heads, s8.head_dim) == (4096, 36, 32, 8, 128)
     assert (s8.vision_depth, s8.vision_hidden, s8.deepstack) == (27, 1152, 3)
     assert (s4.hidden, s4.vision_depth, s4.vision_hidden, s4.deepstack) == (2560, 24, 1024, 3)
-    assert set(m.CHECKPOINTS) == {"2B", "4B", "8B", "32B", "30B-A3B", "235B-A22B"}
+    assert set(checkpoints.CHECKPOINTS) == {"2B", "4B", "8B", "32B", "30B-A3B", "235B-A22B"}
 
 
 @pytest.mark.parametrize("size", list(ADVERTISED_B))
@@ -52,21 +53,21 @@ def test_parameter_count_matches_the_advertised_size(size):
 
 
 def test_shape_from_config_json_dict_and_hub_ids():
-    assert m.shape(CONFIG_JSON_4B) == m.CHECKPOINTS["4B"]
+    assert m.shape(CONFIG_JSON_4B) == checkpoints.CHECKPOINTS["4B"]
     for hub_id in ("Qwen/Qwen3-VL-4B-Instruct", "Qwen/Qwen3-VL-4B-Thinking-FP8", "4b"):
-        assert m.shape(hub_id) == m.CHECKPOINTS["4B"]
-    assert m.shape("Qwen/Qwen3-VL-30B-A3B-Instruct-FP8") == m.CHECKPOINTS["30B-A3B"]
+        assert m.shape(hub_id) == checkpoints.CHECKPOINTS["4B"]
+    assert m.shape("Qwen/Qwen3-VL-30B-A3B-Instruct-FP8") == checkpoints.CHECKPOINTS["30B-A3B"]
     with pytest.raises(KeyError, match="line-up"):
         m.shape("Qwen/Qwen2.5-VL-7B-Instruct")
 
 
-@pytest.mark.parametrize("size", list(m.CHECKPOINTS))
+@pytest.mark.parametrize("size", list(checkpoints.CHECKPOINTS))
 def test_estimate_equals_the_full_size_model_on_meta(size):
     """Every line-up architecture, built by transformers on the meta device (no memory)."""
     import torch
 
     config = m.to_config(size)
-    assert m.shape(config) == m.CHECKPOINTS[size]
+    assert m.shape(config) == checkpoints.CHECKPOINTS[size]
     for dtype, name in ((torch.bfloat16, "bf16"), (torch.float32, "fp32")):
         model = m.instantiate(config, dtype, device="meta")
         assert sum(p.numel() * p.element_size() for p in model.parameters()) == m.weight_bytes(size, name)
@@ -167,24 +168,31 @@ def test_image_tokens_known_values():
     assert m.image_tokens(8000, 8000) == 16384  # and maximum
 
 
-@pytest.mark.parametrize("frames,w,h,cap", [(8, 640, 360, False), (7, 1280, 720, False), (16, 1920, 1080, True)])
-def test_video_tokens_match_the_real_video_processor(frames, w, h, cap):
+@pytest.mark.parametrize("frames,w,h", [(8, 640, 360), (8, 1280, 720), (16, 1920, 1080)])
+def test_smart_resize_with_frames_matches_the_real_video_processor(frames, w, h):
     import torch
     from transformers.models.qwen3_vl.video_processing_qwen3_vl import Qwen3VLVideoProcessor
 
-    processor = Qwen3VLVideoProcessor(size={"shortest_edge": m.VIDEO_MIN_PIXELS, "longest_edge": m.VIDEO_MAX_PIXELS})
+    budget = {"min_pixels": checkpoints.VIDEO_MIN_PIXELS, "max_pixels": checkpoints.VIDEO_MAX_PIXELS}
+    processor = Qwen3VLVideoProcessor(size={"shortest_edge": budget["min_pixels"], "longest_edge": budget["max_pixels"]})
     video = torch.zeros((frames, 3, h, w), dtype=torch.uint8)
-    out = processor(videos=[video], do_sample_frames=False, cap_pixels_per_frame=cap, return_tensors="pt")
-    assert m.video_tokens(0, w, h, frames=frames, cap_pixels_per_frame=cap) == int(out["video_grid_thw"].prod()) // 4
+    out = processor(videos=[video], do_sample_frames=False, cap_pixels_per_frame=False, return_tensors="pt")
+    rh, rw = m.smart_resize(h, w, frames=frames, temporal_factor=2, **budget)
+    assert frames // 2 * (rh // 32) * (rw // 32) == int(out["video_grid_thw"].prod()) // 4
 
 
-def test_video_frames_sampling_rule():
-    assert m.video_frames(10, fps=2, source_fps=30) == 20
-    assert m.video_frames(1, fps=2, source_fps=30) == 4  # min_frames
-    assert m.video_frames(3600, fps=2, source_fps=25) == 768  # max_frames
-    assert m.video_frames(0.1, fps=2, source_fps=30) == 3  # never more than the clip has
-    with pytest.raises(ValueError, match="2 frames"):
-        m.video_tokens(0, 640, 480, frames=1)
+@pytest.mark.parametrize("bounds", [(m.IMAGE_MIN_PIXELS, m.IMAGE_MAX_PIXELS), (4 * 32 * 32, 256 * 32 * 32),
+                                    (56 * 56, 14 * 14 * 4 * 1280)])
+def test_smart_resize_equals_qwen_vl_utils_for_single_images(bounds):
+    """ONE resize rule: for one image ours is qwen-vl-utils' smart_resize (factor 32)."""
+    from qwen_vl_utils.vision_process import smart_resize as reference
+
+    lo, hi = bounds
+    for h in (32, 33, 50, 100, 224, 479, 720, 1080, 1500, 4000, 9000):
+        for w in (32, 47, 64, 300, 640, 1001, 1920, 3000, 8000):
+            if max(h, w) / min(h, w) > 200:
+                continue
+            assert m.smart_resize(h, w, 32, lo, hi) == reference(h, w, factor=32, min_pixels=lo, max_pixels=hi), (h, w)
 
 
 def test_estimate_adds_up():
@@ -195,9 +203,8 @@ def test_estimate_adds_up():
     assert e.overhead == int(m.GIB + 0.1 * e.weights)
     assert e.total == e.weights + e.kv_cache + e.overhead
     assert "KV cache" in str(e) and "Qwen/Qwen3-VL-8B-Instruct" in str(e)
-    video = m.estimate("8B", context=1024, videos=[(60, 1280, 720)], dtype="fp8")
-    # 120 frames at 2 fps; 120 x 736 x 1280 pixels is over 24576 x 32 x 32, so frames shrink to 320 x 608
-    assert video.visual_tokens == m.video_tokens(60, 1280, 720) == 60 * (320 // 32) * (608 // 32)
+    video = m.estimate("8B", context=1024, images=[(1920, 1080)], video_tokens=11_400, dtype="fp8")
+    assert video.visual_tokens == 2040 + 11_400 and video.kv_cache == m.kv_cache_bytes("8B", 1024 + 13_440)
 
 
 def test_lineup_table_rows_and_plot():
