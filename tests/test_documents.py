@@ -11,11 +11,13 @@ import pytest
 from PIL import Image, ImageDraw
 from pydantic import BaseModel
 
+import cookbook as cb
 from cookbook import documents as D
 from cookbook import grounding
+from cookbook.kit import scans as S
 
 ROOT = Path(__file__).resolve().parent.parent
-NAMES = [entry["image"].removesuffix(".png") for entry in D.index()]
+NAMES = [entry["image"].removesuffix(".png") for entry in S.index()]
 
 
 def _generator():
@@ -33,11 +35,11 @@ def test_pillow_shapes_right_to_left_text():
 
 
 def test_the_set_covers_the_kinds_and_languages():
-    entries = D.index()
+    entries = S.index()
     assert {e["kind"] for e in entries} >= {"receipt", "invoice", "table", "article"}
     assert {e["language"] for e in entries} >= {"zh", "ja", "ko", "ar", "de", "fr", "en"}
     assert {e["language"] for e in entries if e["kind"] == "article"} == {"en", "fr", "zh", "ja", "ko", "ar"}
-    total = sum(p.stat().st_size for p in D.DOCUMENTS.iterdir())
+    total = sum(p.stat().st_size for p in S.DOCUMENTS.iterdir())
     assert total < 5_000_000
 
 
@@ -46,7 +48,7 @@ def test_every_line_is_drawn_where_the_truth_says(name):
     """Each line drawn again from its recorded font, size and anchor lands on the recorded box and
     matches the committed pixels; no dark pixel lies outside the recorded lines."""
     gen = _generator()
-    image, truth = D.document(name)
+    image, truth = S.document(name)
     page = np.asarray(image.convert("L"), dtype=np.int16)
     covered = np.zeros(page.shape, dtype=bool)
     for line in truth["lines"]:
@@ -67,7 +69,7 @@ def test_every_line_is_drawn_where_the_truth_says(name):
 
 @pytest.mark.parametrize("name", NAMES)
 def test_blocks_and_fields_agree_with_the_lines(name):
-    _, truth = D.document(name)
+    _, truth = S.document(name)
     texts = [ln["text"] for ln in truth["lines"]]
     for block in truth["blocks"]:
         inside = [ln for ln in truth["lines"] if all(
@@ -83,22 +85,22 @@ def test_blocks_and_fields_agree_with_the_lines(name):
 def test_the_generator_reproduces_the_committed_pages(tmp_path):
     _generator().make(tmp_path, pdf=False)
     for name in NAMES:
-        assert json.loads((tmp_path / f"{name}.json").read_text()) == json.loads((D.DOCUMENTS / f"{name}.json").read_text())
+        assert json.loads((tmp_path / f"{name}.json").read_text()) == json.loads((S.DOCUMENTS / f"{name}.json").read_text())
         fresh = np.asarray(Image.open(tmp_path / f"{name}.png"))
-        committed = np.asarray(Image.open(D.DOCUMENTS / f"{name}.png"))
+        committed = np.asarray(Image.open(S.DOCUMENTS / f"{name}.png"))
         assert fresh.shape == committed.shape and (fresh == committed).all(), name
 
 
 def test_pdf_pages_render_and_carry_the_text():
     import pypdfium2 as pdfium
 
-    truth = json.loads((D.DOCUMENTS / "report.json").read_text(encoding="utf-8"))
-    pages = D.pdf_pages(D.DOCUMENTS / "report.pdf", dpi=72)
+    truth = json.loads((S.DOCUMENTS / "report.json").read_text(encoding="utf-8"))
+    pages = D.pdf_pages(S.DOCUMENTS / "report.pdf", dpi=72)
     assert len(pages) == len(truth["pages"]) == 3
     assert all(abs(p.size[0] - 420) <= 1 and abs(p.size[1] - 595) <= 1 for p in pages)   # A5 at 72 dpi
     assert all(np.asarray(p.convert("L")).min() < 100 for p in pages)  # something is printed
-    assert abs(D.pdf_pages(D.DOCUMENTS / "report.pdf", dpi=144)[0].size[0] - 840) <= 1
-    pdf = pdfium.PdfDocument(str(D.DOCUMENTS / "report.pdf"))
+    assert abs(D.pdf_pages(S.DOCUMENTS / "report.pdf", dpi=144)[0].size[0] - 840) <= 1
+    pdf = pdfium.PdfDocument(str(S.DOCUMENTS / "report.pdf"))
     for page, expected in zip(pdf, truth["pages"], strict=True):
         text = page.get_textpage().get_text_range()
         assert " ".join(text.split()) == " ".join(" ".join(expected["lines"]).split())
@@ -114,7 +116,7 @@ def test_page_image_keeps_the_page_within_the_token_range():
         assert w % 32 == 0 and h % 32 == 0
         assert 512 <= w * h // 1024 <= 2048
     assert D.page_image(big, max_tokens=256).size[0] * D.page_image(big, max_tokens=256).size[1] <= 256 * 1024
-    img, _ = D.document("receipt_de")               # 206 tokens as drawn: scaled up to 512 or more
+    img, _ = S.document("receipt_de")               # 206 tokens as drawn: scaled up to 512 or more
     page = D.page_image(img)
     assert 512 <= page.size[0] * page.size[1] // 1024 <= 600
     assert abs(page.size[0] / page.size[1] - img.size[0] / img.size[1]) < 0.05
@@ -201,10 +203,10 @@ def test_parse_fields_keeps_no_cut_off_value():
 
 def test_unknown_names_and_formats_are_refused():
     with pytest.raises(FileNotFoundError, match="available: receipt_zh"):
-        D.document("receipt_xx")
-    _, truth = D.document("receipt_zh")
+        S.document("receipt_xx")
+    _, truth = S.document("receipt_zh")
     with pytest.raises(ValueError, match="unknown format"):
-        D.reference(truth, "latex")
+        S.reference(truth, "latex")
 
 
 # ---------------------------------------------------------------- scorers, by hand
@@ -237,8 +239,8 @@ def test_teds_by_hand():
 
 
 def test_spotting_f1_by_hand():
-    image, truth = D.document("receipt_zh")
-    lines = grounding.parse(D.reference(truth, "spot"), *image.size)
+    image, truth = S.document("receipt_zh")
+    lines = grounding.parse(S.reference(truth, "spot"), *image.size)
     assert D.spotting_f1(lines, truth) == 1.0
     wrong_text = [dict(ln, text_content="x") if i < 2 else ln for i, ln in enumerate(lines)]
     assert D.spotting_f1(wrong_text, truth) == pytest.approx(16 / 18)
@@ -252,34 +254,32 @@ def test_spotting_f1_by_hand():
 # ---------------------------------------------------------------- the ground truth in the model's formats
 @pytest.mark.parametrize("name", NAMES)
 def test_reference_answers_score_perfectly(name):
-    image, truth = D.document(name)
+    image, truth = S.document(name)
     w, h, lang = *image.size, truth["language"]
-    text = D.reference(truth, "read")
-    assert (D.edit_distance(text, D.full_text(truth), lang), D.bag_f1(text, D.full_text(truth), lang)) == (0.0, 1.0)
-    spotted = grounding.parse(D.reference(truth, "spot"), w, h, scale=D.SPOT_SCALE)
+    text = S.reference(truth, "read")
+    assert (D.edit_distance(text, S.full_text(truth), lang), D.bag_f1(text, S.full_text(truth), lang)) == (0.0, 1.0)
+    spotted = grounding.parse(S.reference(truth, "spot"), w, h, scale=S.SPOT_SCALE)
     assert [s["text_content"] for s in spotted] == [ln["text"] for ln in truth["lines"]]
     assert D.spotting_f1(spotted, truth) == 1.0
     assert max(abs(a - b) for s, ln in zip(spotted, truth["lines"], strict=True) for a, b in zip(s["box"], ln["box"], strict=True)) <= 1
-    elements = D.parse_html(D.reference(truth, "html"), w, h)
+    elements = D.parse_html(S.reference(truth, "html"), w, h)
     assert len(elements) == len(truth["blocks"])
     for element, block in zip(elements, truth["blocks"], strict=True):
         assert max(abs(a - b) for a, b in zip(element["box"], block["box"], strict=True)) <= 1
         if block["type"] == "table":
-            assert D.teds(element["html"], D.table_html(block["rows"])) == 1.0
+            assert D.teds(element["html"], S.table_html(block["rows"])) == 1.0
         else:
             assert element["text"] == block["text"]
-    tables = [b for b in D.parse_markdown(D.reference(truth, "markdown"), w, h) if b["label"] == "table"]
+    tables = [b for b in D.parse_markdown(S.reference(truth, "markdown"), w, h) if b["label"] == "table"]
     for parsed, block in zip(tables, [b for b in truth["blocks"] if b["type"] == "table"], strict=True):
         assert D.table_rows(parsed["text"]) == block["rows"]
     if "fields" in truth:
-        assert D.field_f1(json.loads(D.reference(truth, "fields").strip("`\n").removeprefix("json")), truth["fields"]) == 1.0
+        assert D.field_f1(json.loads(S.reference(truth, "fields").strip("`\n").removeprefix("json")), truth["fields"]) == 1.0
 
 
 # ---------------------------------------------------------------- with the tiny model
 @pytest.fixture(scope="module")
 def tiny():
-    import cookbook as cb
-
     return cb.load("tiny")
 
 
@@ -294,9 +294,10 @@ def test_extract_fields_asks_once_more_then_explains(tiny):
 
     model.generate = counted
     try:
-        image, _ = D.document("receipt_de")
+        image, _ = S.document("receipt_de")
         with pytest.raises(D.FieldsError, match="after one repair attempt") as err:
-            D.extract_fields(model, processor, D.page_image(image, 64, 256), Receipt, max_new_tokens=8)
+            D.extract_fields(lambda m: cb.chat(model, processor, m, max_new_tokens=8, seed=0).answer,
+                             D.page_image(image, 64, 256), Receipt)
     finally:
         model.generate = generate
     assert len(calls) == 2 and calls[1] > calls[0]     # the repair request carries the first answer
@@ -305,6 +306,6 @@ def test_extract_fields_asks_once_more_then_explains(tiny):
 
 def test_read_pages_gives_one_reply_per_page(tiny):
     model, processor = tiny
-    pages = [D.page_image(p, 64, 128) for p in D.pdf_pages(D.DOCUMENTS / "report.pdf", dpi=36)]
-    replies = D.read_pages(model, processor, pages, D.PROMPTS["read"], max_new_tokens=4)
+    pages = [D.page_image(p, 64, 128) for p in D.pdf_pages(S.DOCUMENTS / "report.pdf", dpi=36)]
+    replies = D.read_pages(lambda m: cb.chat(model, processor, m, max_new_tokens=4, seed=0), pages, D.PROMPTS["read"])
     assert len(replies) == 3 and all(0 < r.new_tokens <= 4 for r in replies)
