@@ -35,10 +35,8 @@ def _scan(text: str) -> tuple[list[tuple[int, int]], int, int]:
 
 
 def _json_part(text: str) -> tuple[str, list[str]]:
-    """The JSON text to repair (a list, an object, or objects one per line joined into a list) and
-    notes on what was cut off or malformed. The inside of a ```json fence is preferred to the whole
-    answer. A value left open is "truncated" only when the answer stops there; when the fence closes
-    or the answer ends on a bracket, the model finished and the JSON is malformed instead."""
+    """The JSON text to repair (a ```json fence's inside first; objects one per line joined into a list) and
+    notes: a value left open is "truncated" if the answer stops there, "malformed" if it closed its fence."""
     fence = re.search(r"```(?:json)?\s*\n?(.*?)(```|$)", text, re.S)
     fenced = bool(fence and re.search(r"[\[{]", fence.group(1)))
     body = fence.group(1) if fenced else text
@@ -77,12 +75,9 @@ class Parsed(list):
 
 
 def parse(text: str, width: int, height: int, scale: float | tuple[float, float] = SCALE) -> list[dict]:
-    """Items of the model's JSON answer in pixels of a ``width`` x ``height`` image: ``bbox_2d`` as
-    ``box`` [x1, y1, x2, y2], ``point_2d`` as ``point`` [x, y], ``bbox_3d`` and other keys kept (08).
-    Accepts a list, one object, objects one per line or a bare [x1, y1, x2, y2], fenced or not, slips
-    repaired by json-repair (``.notes`` lists them; a cut-off answer keeps its complete objects and
-    warns "truncated"). ``scale``: 1000 (Qwen3-VL), 999 (the OCR cookbook's spotting), or the model
-    input's (width, height) for Qwen2.5-VL's absolute pixels."""
+    """The items of a JSON answer in pixels of a ``width`` x ``height`` image: ``bbox_2d`` as ``box``, ``point_2d``
+    as ``point``, other keys kept; slips repaired by json-repair and listed in ``.notes`` (08). ``scale``: 1000
+    (Qwen3-VL), 999 (OCR spotting) or the model input's (width, height) for Qwen2.5-VL's absolute pixels."""
     import json_repair
 
     from cookbook.kit.replies import json_ready
@@ -321,9 +316,8 @@ def camera(width: int, height: int, fov: float = 60.0) -> dict:
 
 
 def box3d_corners(bbox_3d: list[float]) -> Any:
-    """The 8 corners (8x3 array, metres, camera frame: x right, y down, z forward) of a ``bbox_3d``
-    [x, y, z, x_size, y_size, z_size, a, b, c]. As in the official drawing code, the angles are in
-    units of pi (0.5 = 90 degrees) and turn the box about x by a, then y by b, then z by c (08)."""
+    """The 8 corners (8x3, metres, camera frame) of a ``bbox_3d`` [x, y, z, x_size, y_size, z_size, a, b, c]; as in
+    the official drawing code, angles are in units of pi, turning about x by a, then y by b, then z by c (08)."""
     import itertools
 
     import numpy as np

@@ -21,10 +21,8 @@ from collections.abc import Iterable, Iterator
 
 
 def split_stream(chunks: Iterable[str], close: str = "</think>") -> Iterator[tuple[str, str]]:
-    """Label streamed text ``("reasoning", piece)`` until ``close``, then ``("answer", piece)`` (10).
-
-    A chunk may end in the middle of the tag, so a possible start of it is held back one chunk.
-    """
+    """Label streamed text ``("reasoning", piece)`` until ``close``, then ``("answer", piece)``; a possible start
+    of the tag at a chunk's end is held back one chunk (10)."""
     channel, held = "reasoning", ""
     for chunk in chunks:
         text = held + chunk
@@ -62,12 +60,9 @@ def boxed(text: str) -> str | None:
 
 
 def extract_answer(text: str, thinking: bool = False) -> str:
-    """The final answer of a reply, after ``</think>`` (10): the last ``\\boxed{}``/``\\fbox{}``; else the
-    last "answer is X" / "Answer: X" / "Final Answer: X", bold allowed ("**Final Answer**: **No**, ..."
-    gives "No"); else "option C", "choice (C)", "... is (C)"; else the last line. A letter alone or
-    before its option's text ("(C)", "B. Blue.") comes back as the letter. ``thinking=True``: no
-    ``</think>`` means the budget cut the reasoning, so "" comes back.
-    """
+    """The final answer after ``</think>``: the last ``\\boxed{}``, else the last "answer is X" / "Answer: X" (bold
+    allowed), else "option C" / "... is (C)", else the last line; a leading option letter comes back alone.
+    ``thinking=True``: no ``</think>`` (the budget cut the reasoning) gives "" (10)."""
     if "</think>" in text:
         text = text.rsplit("</think>", 1)[1]
     elif thinking or "<think>" in text:
@@ -98,12 +93,8 @@ from cookbook.kit.problems import Problem
 
 
 def to_option(answer: str, choices: Sequence[str]) -> str | None:
-    """MathVista's rule: an option letter picks that option, else the nearest option by edit distance (10).
-
-    One step before the edit distance: when exactly one option of three or more characters is
-    quoted in the answer ("... the sequence is Turn Left, Turn Right."), that option is taken.
-    An empty answer picks nothing (MathVista would still pick the shortest option).
-    """
+    """MathVista's rule: a letter picks its option, else the one option (3+ characters) quoted in the answer,
+    else the nearest option by edit distance; an empty answer picks nothing (10)."""
     from rapidfuzz.distance import Levenshtein
 
     answer = answer.strip()
@@ -119,10 +110,8 @@ def to_option(answer: str, choices: Sequence[str]) -> str | None:
 
 
 def is_correct(answer: str, reference: str, choices: Sequence[str] = ()) -> bool:
-    """Is an extracted answer right? Options by ``to_option``; maths by ``math-verify`` (10).
-
-    Numbers and LaTeX are compared as values: 13 = 13.0 = \\frac{26}{2}, \\sqrt{2} = 1.414214.
-    """
+    """Is an extracted answer right? Options by ``to_option``; numbers and LaTeX as values by ``math-verify``
+    (13 = 13.0 = \\frac{26}{2}) (10)."""
     from math_verify import parse, verify
 
     if choices:

@@ -115,8 +115,7 @@ def draw(spec: dict[str, Any]) -> Any:
         ax.text(w / 2, -0.08 * h - 0.1, f"{a} {spec['unit']}", ha="center", va="top", fontsize=13)
         ax.text(-0.1, h / 2, f"{b} {spec['unit']}", ha="right", va="center", fontsize=13)
         ax.text(w / 2 + 0.15, h / 2 + 0.15, "c", ha="left", va="bottom", fontsize=15, style="italic")
-        ax.set_xlim(-1.6, w + 0.6)
-        ax.set_ylim(-0.9, h + 0.4)
+        ax.set(xlim=(-1.6, w + 0.6), ylim=(-0.9, h + 0.4))
     elif kind == "triangle_angles":
         p, q = np.radians(spec["angles"])
         base = 5.0
@@ -127,8 +126,7 @@ def draw(spec: dict[str, Any]) -> Any:
         ax.text(0.55, 0.12, f"{spec['angles'][0]}°", fontsize=13)
         ax.text(base - 0.55, 0.12, f"{spec['angles'][1]}°", ha="right", fontsize=13)
         ax.text(x, y - 0.55, "x", ha="center", va="top", fontsize=15, style="italic")
-        ax.set_xlim(-0.4, base + 0.4)
-        ax.set_ylim(-0.4, y + 0.4)
+        ax.set(xlim=(-0.4, base + 0.4), ylim=(-0.4, y + 0.4))
     elif kind == "function":
         c2, c1, c0 = spec["f"]
         xs = np.linspace(*spec["x"], 200)
@@ -138,8 +136,7 @@ def draw(spec: dict[str, Any]) -> Any:
         lo, hi = spec["x"]
         ax.set_xticks(range(int(np.floor(lo)), int(np.ceil(hi)) + 1))
         ax.grid(True, color="0.85")
-        ax.set_xlabel("x")
-        ax.set_ylabel("y")
+        ax.set(xlabel="x", ylabel="y")
     elif kind == "table":
         ax.axis("off")
         tab = ax.table(cellText=[list(r) for r in spec["rows"]], colLabels=list(spec["header"]), loc="center",
@@ -155,16 +152,13 @@ def draw(spec: dict[str, Any]) -> Any:
         ax.plot([0, r], [0, 0], color="black", lw=1.5)
         ax.plot([0], [0], "ko", ms=4)
         ax.text(r / 2, 0.15, f"r = {spec['radius']} {spec['unit']}", ha="center", va="bottom", fontsize=13)
-        ax.set_xlim(-2.4, 2.4)
-        ax.set_ylim(-2.4, 2.4)
+        ax.set(xlim=(-2.4, 2.4), ylim=(-2.4, 2.4))
     elif kind == "bars":
-        names = [n for n, _ in spec["bars"]]
-        values = [v for _, v in spec["bars"]]
+        names, values = zip(*spec["bars"], strict=True)
         ax.bar(names, values, color="tab:green")
         for i, v in enumerate(values):
             ax.text(i, v + 0.8, str(v), ha="center", va="bottom", fontsize=11)
-        ax.set_ylabel("kg sold")
-        ax.set_ylim(0, max(values) * 1.2)
+        ax.set(ylabel="kg sold", ylim=(0, max(values) * 1.2))
     else:
         raise ValueError(f"unknown drawing {kind!r}")
     fig.tight_layout()
@@ -180,10 +174,9 @@ def problem(spec: dict[str, Any]) -> Problem:
 def build(folder: Path = FOLDER) -> list[Problem]:
     """Draw every problem into ``folder`` as PNG and write ``answers.json`` beside them."""
     folder.mkdir(parents=True, exist_ok=True)
-    problems = []
     for spec in SPECS:
         draw(spec).savefig(folder / f"{spec['id']}.png", metadata={"Software": None})
-        problems.append(problem(spec))
+    problems = [problem(spec) for spec in SPECS]
     rows = [asdict(p) for p in problems]
     (folder / "answers.json").write_text(json.dumps(rows, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
     return problems
@@ -197,7 +190,6 @@ def load_problems(folder: Path = FOLDER) -> list[Problem]:
 
 def reference_reply(p: Problem, style: str = "boxed") -> str:
     """A reply built from the ground truth (not a model's): proves the extraction and the scorer."""
-    final = {"boxed": f"So the final answer is \\boxed{{{p.answer}}}.",
-             "said": f"The answer is {p.answer}.",
+    final = {"boxed": f"So the final answer is \\boxed{{{p.answer}}}.", "said": f"The answer is {p.answer}.",
              "bare": p.answer}[style]
     return f"<think>\nThe reference solution to {p.id}.\n</think>\n\n{final}"
