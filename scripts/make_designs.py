@@ -64,9 +64,9 @@ def sketch(seed: int = 6):
 
 async def render_references() -> None:
     """Render every reference page to <name>.png beside its HTML."""
-    async with cb.browser.launch() as browser:
-        for name in cb.design.DESIGNS:
-            html, png = cb.design.reference(name)
+    async with cb.kit.browser.launch() as browser:
+        for name in cb.kit.designs.DESIGNS:
+            html, png = cb.kit.designs.reference(name)
             shot = await cb.design.render(browser, html)
             shot.image.save(png, optimize=True)
             print(f"{png.name}: {shot.image.size[0]}x{shot.image.size[1]}, {len(shot.blocks)} text blocks")
@@ -74,7 +74,7 @@ async def render_references() -> None:
 
 def main() -> None:
     asyncio.run(render_references())
-    path = cb.design.folder() / f"{cb.design.SKETCH}.png"
+    path = cb.kit.designs.folder() / f"{cb.kit.designs.SKETCH}.png"
     sketch().save(path, optimize=True)
     print(f"{path.name}: 1024x768 wireframe")
 

@@ -15,7 +15,8 @@ import cookbook as cb
 from cookbook.design import extract_html
 
 D = cb.design
-needs_chromium = pytest.mark.skipif(cb.browser.chromium_executable() is None, reason=cb.browser.INSTALL_HINT)
+K = cb.kit.designs
+needs_chromium = pytest.mark.skipif(cb.kit.browser.chromium_executable() is None, reason=cb.kit.browser.INSTALL_HINT)
 
 
 # --- extraction ------------------------------------------------------------------------------
@@ -55,10 +56,10 @@ def test_long_answers_are_quoted_shortened():
 @pytest.fixture(scope="module")
 def run():
     """Run a coroutine function with the module's Chromium: ``run(lambda browser: ...)``."""
-    if cb.browser.chromium_executable() is None:
-        pytest.skip(cb.browser.INSTALL_HINT)
+    if cb.kit.browser.chromium_executable() is None:
+        pytest.skip(cb.kit.browser.INSTALL_HINT)
     loop = asyncio.new_event_loop()
-    manager = cb.browser.launch()
+    manager = cb.kit.browser.launch()
     browser = loop.run_until_complete(manager.__aenter__())
     yield lambda fn: loop.run_until_complete(fn(browser))
     loop.run_until_complete(manager.__aexit__(None, None, None))
@@ -128,7 +129,7 @@ def test_blocks_carry_box_and_colour(run):
 
 @pytest.fixture(scope="module")
 def references(run):
-    return {name: render(run, D.reference(name)[0]) for name in D.DESIGNS}
+    return {name: render(run, K.reference(name)[0]) for name in K.DESIGNS}
 
 
 def perfect(score) -> bool:
@@ -136,16 +137,16 @@ def perfect(score) -> bool:
             and score.total == pytest.approx(1.0) and not score.missing and not score.extra)
 
 
-@pytest.mark.parametrize("name", D.DESIGNS)
+@pytest.mark.parametrize("name", K.DESIGNS)
 def test_reference_scores_one_against_itself_and_matches_its_png(references, name):
-    shot, png = references[name], D.reference(name)[1]
+    shot, png = references[name], K.reference(name)[1]
     assert perfect(D.visual_score(shot, shot)), str(D.visual_score(shot, shot))
     assert D.ssim(Image.open(png).convert("RGB"), shot.image)[0] > 0.99, "run scripts/make_designs.py"
 
 
 def test_a_fresh_render_scores_one(run, references):
     # the dashboard repeats texts ("Paid") and has a table: a second render must pair every block again
-    score = D.visual_score(references["dashboard"], render(run, D.reference("dashboard")[0]))
+    score = D.visual_score(references["dashboard"], render(run, K.reference("dashboard")[0]))
     assert perfect(score), str(score)
 
 
@@ -163,7 +164,7 @@ def changed(html: str) -> dict[str, tuple[str, str]]:
 
 @pytest.mark.parametrize("name", ["login"])
 def test_controlled_changes_lower_their_component_and_the_total(run, references, name):
-    for change, (html, component) in changed(D.reference(name)[0]).items():
+    for change, (html, component) in changed(K.reference(name)[0]).items():
         score = D.visual_score(references[name], render(run, html))
         assert getattr(score, component) < 1 - 1e-6, f"{change} left {component} at {getattr(score, component)}"
         assert score.total < 1 - 1e-6, change
@@ -175,7 +176,7 @@ def test_unrelated_page_scores_low(references):
 
 
 def test_feedback_names_what_differs(run, references):
-    html = D.reference("login")[0]
+    html = K.reference("login")[0]
     variant = html.replace("Welcome back", "Hello there").replace("</head>", "<style>button { color: #000 }</style></head>")
     text = D.feedback(D.visual_score(references["login"], render(run, variant)))
     assert 'missing text "Welcome back"' in text and 'text not in the target: "Hello there"' in text
@@ -216,7 +217,7 @@ def scripted(answers: list[str]):
 
 
 def test_refine_keeps_the_best_and_stops_when_the_score_drops(run, references):
-    html = D.reference("login")[0]
+    html = K.reference("login")[0]
     moved = changed(html)["moved block"][0]
     generate, sent = scripted([
         "I cannot read that.",                          # round 1: no code, 0
@@ -237,7 +238,7 @@ def test_refine_keeps_the_best_and_stops_when_the_score_drops(run, references):
 
 
 def test_refine_stops_after_n_rounds(run, references):
-    html = D.reference("login")[0]
+    html = K.reference("login")[0]
     generate, sent = scripted(["No code, sorry.", f"```html\n{html}\n```", f"```html\n{html}\n```"])
     best, history = run(lambda b: D.refine(generate, b, references["login"], rounds=2))
     assert len(history) == len(sent) == 2 and best is history[1]  # still improving, but out of rounds

@@ -19,7 +19,7 @@ import pytest
 import cookbook as cb
 from cookbook import design as D
 
-pytestmark = pytest.mark.skipif(cb.browser.chromium_executable() is None, reason=cb.browser.INSTALL_HINT)
+pytestmark = pytest.mark.skipif(cb.kit.browser.chromium_executable() is None, reason=cb.kit.browser.INSTALL_HINT)
 
 
 class Listener:
@@ -149,7 +149,7 @@ def drain(listener: Listener, seconds: float = 1.5) -> list[bytes]:
 
 def test_renderer_opens_no_connection_for_any_page(listener):
     async def run():
-        async with cb.browser.launch() as browser:
+        async with cb.kit.browser.launch() as browser:
             texts = {}
             for name, html in corpus(listener.port, "127.0.0.1:9").items():
                 shot = await D.render(browser, f"<p>page {name}</p>" + html, timeout_s=8)
@@ -172,19 +172,19 @@ def test_agents_browser_opens_no_connection_but_to_the_app(listener, tmp_path):
         (tmp_path / f"{i}.html").write_text("<p>placeholder</p>")
 
     async def run():
-        with cb.assets.serve(tmp_path) as base:
+        with cb.kit.assets.serve(tmp_path) as base:
             app = base.split("//", 1)[1]
             for i, html in enumerate(corpus(listener.port, app).values()):
                 (tmp_path / f"{i}.html").write_text(f'<p id="mark">page {i}</p>' + html)
-            async with cb.browser.launch() as browser:
-                page = await cb.browser.new_page(browser, width=800, height=600, allow=(base,))
+            async with cb.kit.browser.launch() as browser:
+                page = await cb.kit.browser.new_page(browser, width=800, height=600, allow=(base,))
                 loaded = []  # the app's own pages, as goto answered them (an event can be lost when
                 for i in range(len(names)):  # a page's script navigates while its load finishes)
                     response = await page.goto(f"{base}/{i}.html", wait_until="load", timeout=8000)
                     loaded.append(response.url if response is not None and response.ok else None)
                     await page.mouse.move(40, 40)  # hover: Chromium preconnects to hovered links
                     await asyncio.sleep(0.2)
-                refused = cb.browser.blocked(page)
+                refused = cb.kit.browser.blocked(page)
                 await asyncio.sleep(1)
                 return base, loaded, refused
 
@@ -198,7 +198,7 @@ def test_agents_browser_opens_no_connection_but_to_the_app(listener, tmp_path):
 def test_a_context_without_router_or_proxy_still_reaches_nothing(listener):
     # the launch flags alone: a context made straight from Playwright, no route, no context proxy
     async def run():
-        async with cb.browser.launch() as browser:
+        async with cb.kit.browser.launch() as browser:
             context = await browser.new_context()
             page = await context.new_page()
             errors = []
@@ -239,20 +239,20 @@ ORIGINS = [("http", "127.0.0.1", 8765)]
     ("", False),
 ])
 def test_allow_list_compares_parsed_origins(url, passes):
-    assert cb.browser.allowed(url, ORIGINS) is passes
+    assert cb.kit.browser.allowed(url, ORIGINS) is passes
 
 
 def test_origin_fills_default_ports_and_lowercases():
-    assert cb.browser.origin("HTTPS://Example.COM/a") == ("https", "example.com", 443)
-    assert cb.browser.origin("http://[::1]:8000/") == ("http", "::1", 8000)
-    assert cb.browser.origin("http://h:notaport/") is None
-    assert cb.browser.origin("mailto:x@y") is None
+    assert cb.kit.browser.origin("HTTPS://Example.COM/a") == ("https", "example.com", 443)
+    assert cb.kit.browser.origin("http://[::1]:8000/") == ("http", "::1", 8000)
+    assert cb.kit.browser.origin("http://h:notaport/") is None
+    assert cb.kit.browser.origin("mailto:x@y") is None
 
 
 @pytest.mark.parametrize("entry", ["http://127.0.0.1:8765/app", "http://user@127.0.0.1:8765", "127.0.0.1:8765", "file:///tmp"])
 def test_allow_takes_origins_only(entry):
     with pytest.raises(ValueError, match="give an origin"):  # refused before any browser is touched
-        asyncio.run(cb.browser.new_page(None, allow=(entry,)))
+        asyncio.run(cb.kit.browser.new_page(None, allow=(entry,)))
 
 
 def test_the_allowed_origins_own_websocket_still_connects():
@@ -298,8 +298,8 @@ def test_the_allowed_origins_own_websocket_still_connects():
     base = f"http://127.0.0.1:{app.getsockname()[1]}"
 
     async def run():
-        async with cb.browser.launch() as browser:
-            page = await cb.browser.new_page(browser, allow=(base,))
+        async with cb.kit.browser.launch() as browser:
+            page = await cb.kit.browser.new_page(browser, allow=(base,))
             await page.goto(base + "/index.html")
             await page.wait_for_function("document.getElementById('s').textContent !== 'wait'", timeout=8000)
             return await page.inner_text("#s")
