@@ -7,6 +7,7 @@ import pytest
 
 from cookbook import architecture as arch
 from cookbook import video
+from cookbook.kit import clips
 
 # --- Interleaved-MRoPE ----------------------------------------------------------------------
 
@@ -102,7 +103,7 @@ def test_deepstack_with_image_and_video(tiny, photo, tmp_path):
     from transformers.video_utils import load_video
 
     model, processor = tiny
-    clip = video.write_clip(tmp_path / "c.mp4", seconds=2.0, fps=8, size=(96, 64))
+    clip = clips.write_clip(tmp_path / "c.mp4", seconds=2.0, fps=8, size=(96, 64))
     frames, meta = load_video(str(clip), backend="pyav")
     msgs = [{"role": "user", "content": [{"type": "image"}, {"type": "video"}, {"type": "text", "text": "?"}]}]
     text = processor.apply_chat_template(msgs, tokenize=False, add_generation_prompt=True)
@@ -122,13 +123,13 @@ def test_timestamp_helpers_hand_computed():
     assert arch.parse_timestamps("<0.2 seconds><|vision_start|>x<12.0 seconds>") == [0.2, 12.0]
     assert arch.expected_timestamps([0, 6, 13, 19], 12) == pytest.approx([0.25, 16 / 12])
     assert arch.expected_timestamps([0, 2, 4], 2) == pytest.approx([0.5, 2.0])  # last frame repeated
-    assert arch.sample_indices(72, 12, 2) == [0, 6, 13, 19, 26, 32, 39, 45, 52, 58, 65, 71]
-    assert arch.sample_indices(10, 10, 1) == [0, 3, 6, 9]  # at least min_frames=4
+    assert video.frame_indices(72, 12, 2) == [0, 6, 13, 19, 26, 32, 39, 45, 52, 58, 65, 71]
+    assert video.frame_indices(10, 10, 1) == [0, 3, 6, 9]  # at least min_frames=4
 
 
 @pytest.fixture(scope="module")
 def clip12(tmp_path_factory):
-    path = video.write_clip(tmp_path_factory.mktemp("ts") / "clip.mp4", seconds=6.0, fps=12, size=(128, 96))
+    path = clips.write_clip(tmp_path_factory.mktemp("ts") / "clip.mp4", seconds=6.0, fps=12, size=(128, 96))
     from transformers.video_utils import load_video
 
     return load_video(str(path), backend="pyav")
@@ -143,7 +144,7 @@ def test_processor_timestamps_match_expected(tiny, clip12, sample_fps):
     enc = processor(text=[text], videos=[frames], video_metadata=[meta], fps=sample_fps,
                     return_tensors="pt")
     got = arch.parse_timestamps(processor.decode(enc["input_ids"][0]))
-    idx = arch.sample_indices(72, 12.0, sample_fps)
+    idx = video.frame_indices(72, 12.0, sample_fps)
     want = [float(f"{t:.1f}") for t in arch.expected_timestamps(idx, 12.0)]
     assert got == want
     assert len(got) == int(enc["video_grid_thw"][0, 0])
@@ -152,7 +153,7 @@ def test_processor_timestamps_match_expected(tiny, clip12, sample_fps):
 def test_frames_without_metadata_get_24_fps(tiny, clip12):
     model, processor = tiny
     frames, _ = clip12
-    idx = arch.sample_indices(72, 12.0, 2.0)
+    idx = video.frame_indices(72, 12.0, 2.0)
     msgs = [{"role": "user", "content": [{"type": "video"}, {"type": "text", "text": "?"}]}]
     text = processor.apply_chat_template(msgs, tokenize=False, add_generation_prompt=True)
     bare = processor(text=[text], videos=[frames[idx]], do_sample_frames=False, return_tensors="pt")

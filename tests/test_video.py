@@ -4,18 +4,20 @@ from __future__ import annotations
 
 import itertools
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from cookbook import video
-from cookbook.kit import messages
+from cookbook.kit import clips, messages
+from cookbook.kit.read_bench import bench_reader
 
-ASSETS = video.Path(__file__).parent.parent / "assets" / "video"
+ASSETS = Path(__file__).parent.parent / "assets" / "video"
 
 
 def truth_at(t: float) -> set[str]:
-    return {e["kind"] for e in video.EVENTS if e["start"] <= t < e["end"] and e["kind"] != "caption"}
+    return {e["kind"] for e in clips.EVENTS if e["start"] <= t < e["end"] and e["kind"] != "caption"}
 
 
 @pytest.mark.parametrize("name", ["events.mp4", "events.avi", "events.gif"])
@@ -24,17 +26,17 @@ def test_reader_frames_and_times_match_ground_truth(name):
     assert frames.dtype == np.uint8 and frames.shape[1] % 32 == 0 and frames.shape[2] % 32 == 0
     assert len(frames) == len(meta["frames_indices"]) == 24
     for frame, index in zip(frames, meta["frames_indices"], strict=True):
-        assert video.detect(frame) == truth_at(index / meta["fps"]), (name, index)
+        assert clips.detect(frame) == truth_at(index / meta["fps"]), (name, index)
 
 
 def test_committed_assets_are_what_the_generator_makes():
     truth = json.loads((ASSETS / "events.json").read_text())
-    assert truth["events"] == [{k: e[k] for k in ("start", "end", "event")} for e in video.EVENTS]
+    assert truth["events"] == [{k: e[k] for k in ("start", "end", "event")} for e in clips.EVENTS]
     info = video.probe(ASSETS / "events.mp4")
     assert (info["fps"], info["frames"], info["width"], info["height"]) == (8.0, 96, 320, 180)
     listed = sorted((ASSETS / "frames").glob("*.jpg"))
     assert len(listed) == truth["seconds"] * truth["frame_list_fps"]
-    first = np.asarray(video.render_frame(0.0, (320, 180)), dtype=int)
+    first = np.asarray(clips.render_frame(0.0, (320, 180)), dtype=int)
     from PIL import Image
 
     assert np.abs(np.asarray(Image.open(listed[0]), dtype=int) - first).mean() < 3
@@ -43,7 +45,7 @@ def test_committed_assets_are_what_the_generator_makes():
 def test_segment_keeps_absolute_indices(tmp_path):
     frames, meta = video.read_video(ASSETS / "events.mp4", fps=2.0, start=4.0, end=8.0)
     assert meta["frames_indices"][0] == 32 and meta["frames_indices"][-1] == 64
-    assert [video.detect(f) for f in frames] == [truth_at(i / 8) for i in meta["frames_indices"]]
+    assert [clips.detect(f) for f in frames] == [truth_at(i / 8) for i in meta["frames_indices"]]
 
 
 def test_frame_indices_equal_qwen_vl_utils():
@@ -85,18 +87,18 @@ def test_temporal_iou():
 
 
 def test_scorers_perfect_on_ground_truth_and_not_otherwise():
-    spans = [(e["start"], e["end"]) for e in video.EVENTS]
+    spans = [(e["start"], e["end"]) for e in clips.EVENTS]
     assert video.grounding_scores(spans, spans) == {"R@1 IoU=0.3": 1.0, "R@1 IoU=0.5": 1.0,
                                                     "R@1 IoU=0.7": 1.0, "mIoU": 1.0}
     shifted = video.grounding_scores([(s + 1, e + 1) for s, e in spans], spans)
     assert shifted["R@1 IoU=0.3"] == 1.0 and shifted["R@1 IoU=0.7"] < 1.0 and shifted["mIoU"] < 1.0
     assert video.grounding_scores([None, None, None], spans)["mIoU"] == 0.0
-    answer = json.dumps({f"{video.clock(e['start'])} - {video.clock(e['end'])}": e["event"] for e in video.EVENTS})
+    answer = json.dumps({f"{clips.clock(e['start'])} - {clips.clock(e['end'])}": e["event"] for e in clips.EVENTS})
     parsed = video.parse_dense_captions(answer)
     assert [(e["start"], e["end"]) for e in parsed] == spans
-    assert video.dense_caption_scores(parsed, video.EVENTS) == {"precision": 1.0, "recall": 1.0,
+    assert video.dense_caption_scores(parsed, clips.EVENTS) == {"precision": 1.0, "recall": 1.0,
                                                                 "caption similarity": 1.0}
-    half = video.dense_caption_scores(parsed[:1], video.EVENTS)
+    half = video.dense_caption_scores(parsed[:1], clips.EVENTS)
     assert half["precision"] == 1.0 and half["recall"] == pytest.approx(1 / 3)
     assert video.parse_dense_captions("no json here") == []
 
@@ -139,10 +141,10 @@ def test_video_cost_equals_the_processors_count(tiny):
 
 
 def test_long_clip_needle_is_where_it_was_put(tmp_path):
-    gt = video.write_long_clip(tmp_path / "long.mp4", minutes=2, fps=1, needle="KIWI", depth=0.5)
+    gt = clips.write_long_clip(tmp_path / "long.mp4", minutes=2, fps=1, needle="KIWI", depth=0.5)
     assert gt["needle_span"] == (60.0, 62.0)
     frames, meta = video.read_video(gt["path"], nframes=4, start=58, end=63, resize=False)
-    seen = [("needle" in video.detect(f)) for f in frames]
+    seen = [("needle" in clips.detect(f)) for f in frames]
     assert seen == [gt["needle_span"][0] <= i / meta["fps"] < gt["needle_span"][1] for i in meta["frames_indices"]]
     assert any(seen) and not all(seen)
 
@@ -151,8 +153,8 @@ def test_bad_input_names_the_file(tmp_path):
     data = (ASSETS / "events.mp4").read_bytes()
     (tmp_path / "cut.mp4").write_bytes(data[: len(data) // 2])
     (tmp_path / "notes.mp4").write_text("not a video")
-    video.write_frames(tmp_path / "one.mp4", [video.render_frame(0, (64, 48))], 8, (64, 48))
-    video.write_clip(tmp_path / "clip.mkv", seconds=4)
+    clips.write_frames(tmp_path / "one.mp4", [clips.render_frame(0, (64, 48))], 8, (64, 48))
+    clips.write_clip(tmp_path / "clip.mkv", seconds=4)
     mkv = (tmp_path / "clip.mkv").read_bytes()
     (tmp_path / "cut.mkv").write_bytes(mkv[: len(mkv) * 2 // 3])
     cases = [("cut.mp4", {}, "re-encode"), ("notes.mp4", {}, "not a video"), ("one.mp4", {}, "at least 2 frames"),
@@ -186,7 +188,7 @@ def test_reader_same_frames_as_qwen_vl_utils(tmp_path):
 
 
 def test_bench_reader_runs_in_its_own_process(tmp_path):
-    result = video.bench_reader(ASSETS / "events.mp4", "cookbook", save=tmp_path / "a.npy")
+    result = bench_reader(ASSETS / "events.mp4", "cookbook", save=tmp_path / "a.npy")
     frames = np.load(tmp_path / "a.npy")
     assert list(frames.shape) == result["frames"] and len(result["indices"]) == 24
     assert 0 < result["imports_mb"] < result["peak_mb"] < 500 and result["seconds"] > 0
@@ -195,7 +197,7 @@ def test_bench_reader_runs_in_its_own_process(tmp_path):
 def test_with_silent_audio_keeps_the_video_packets(tmp_path):
     import av
 
-    out = video.with_silent_audio(ASSETS / "events.mp4", tmp_path / "a.mp4")
+    out = clips.with_silent_audio(ASSETS / "events.mp4", tmp_path / "a.mp4")
     with av.open(str(out)) as c:
         assert len(c.streams.audio) == 1 and c.streams.audio[0].codec_context.name == "aac"
     a, meta_a = video.read_video(out, fps=2.0)
