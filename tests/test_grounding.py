@@ -116,7 +116,7 @@ def test_absolute_pixels_read_as_relative_go_wrong():
 # ---- round trip, scorers ------------------------------------------------------------------------
 
 def test_ground_truth_round_trips_through_the_model_format():
-    truth = scenes.truth()
+    truth = g.truth()
     for name, scene in truth.items():
         boxes = [it for it in scene["items"] if "box" in it]
         text = g.to_answer(boxes, scene["width"], scene["height"])
@@ -240,7 +240,7 @@ def test_committed_scenes_are_what_the_generator_makes(tmp_path):
 
 
 def test_scene_boxes_match_the_drawn_pixels():
-    for name, scene in scenes.truth().items():
+    for name, scene in g.truth().items():
         if not name.startswith("grounding/shapes") and name != "grounding/crowd.png":
             continue
         pixels = np.asarray(Image.open(cb.asset(name))).astype(int)
@@ -254,7 +254,7 @@ def test_scene_boxes_match_the_drawn_pixels():
 
 
 def test_scenes_cover_the_issue():
-    truth = scenes.truth()
+    truth = g.truth()
     sizes = {(s["width"], s["height"]) for s in truth.values()}
     assert any(w > h for w, h in sizes) and any(w < h for w, h in sizes)
     assert len(truth["grounding/crowd.png"]["items"]) >= 40
@@ -296,7 +296,7 @@ def test_points_and_extra_keys_round_trip():
 
 def test_an_item_with_a_box_and_a_3d_box_is_labelled_once():
     """The 3D truth carries both its 2D box and its bbox_3d: one label, not one per mark."""
-    scene = scenes.truth()["grounding/boxes3d.png"]
+    scene = g.truth()["grounding/boxes3d.png"]
     image, cam = Image.new("RGB", (scene["width"], scene["height"]), "white"), scene["intrinsics"]
 
     def label_pixels(items: list[dict]) -> int:

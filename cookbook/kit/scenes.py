@@ -1,10 +1,9 @@
 """Grounding scenes with exact ground truth (08, 13): coloured shapes drawn so that their pixels cover
-exactly their boxes, the relation questions those boxes answer, and the truth files under
-``assets/grounding/`` (``scripts/make_scenes.py`` renders them)."""
+exactly their boxes, and the relation questions those boxes answer (``scripts/make_scenes.py`` renders the
+scenes of ``assets/grounding/``)."""
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 from typing import Any
@@ -79,11 +78,3 @@ def relations(items: list[dict], limit: int = 8) -> list[dict]:
                     out.append({"question": f"Is {a['ref']} {ask} {b['ref']}? Answer yes or no.",
                                 "answer": "yes" if first == (ask == word) else "no"})
     return out[:limit]
-
-
-def truth(folder: Path = GROUNDING) -> dict:
-    """Ground truth for every grounding image, keyed by its name under ``assets/`` (for ``cb.asset``): the
-    hand-checked photo boxes (``photos.json``) and the rendered scenes (``scenes.json``)."""
-    out = json.loads((folder / "photos.json").read_text(encoding="utf-8"))
-    out.update(json.loads((folder / "scenes.json").read_text(encoding="utf-8")))
-    return out
