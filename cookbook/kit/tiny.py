@@ -14,6 +14,7 @@ import os
 import shutil
 import threading
 import uuid
+from collections.abc import Callable
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -57,6 +58,11 @@ SPECIAL_TOKENS: tuple[tuple[str, bool], ...] = (
     ("</think>", False),
 )
 
+# The vision tower of both tiny models (the tiny Qwen3.5's has no DeepStack): patch 16, merge 2, as released.
+VISION = {"depth": 3, "hidden_size": 32, "intermediate_size": 64, "num_heads": 4, "hidden_act": "gelu_pytorch_tanh",
+          "in_channels": 3, "patch_size": 16, "spatial_merge_size": 2, "temporal_patch_size": 2,
+          "out_hidden_size": 256, "num_position_embeddings": 2304}
+
 # Same split rule as the Qwen2/Qwen3 tokenizers (and transformers' Qwen2Tokenizer), so a reload
 # through AutoTokenizer tokenizes exactly as the trained object does.
 _PRETOKENIZE_REGEX = (
@@ -82,12 +88,12 @@ def default_root() -> Path:
     return cookbook_cache_dir()
 
 
-def _recipe_hash(flavour: str) -> str:
-    """Hash of everything that decides the folder's bytes: this file, the flavour, the libraries."""
+def recipe_hash(*sources: Path, tag: str = "") -> str:
+    """Hash of what decides a tiny folder's bytes: the builder files, the data files, ``tag``, the libraries."""
     h = hashlib.sha256()
-    for path in (Path(__file__), *sorted(DATA.iterdir())):
+    for path in (*sources, *sorted(DATA.iterdir())):
         h.update(path.read_bytes())
-    h.update(f"{RECIPE_VERSION}|{flavour}".encode())
+    h.update(tag.encode())
     for dist in ("transformers", "tokenizers", "torch", "safetensors"):
         try:
             h.update(f"|{dist}={metadata.version(dist)}".encode())
@@ -186,20 +192,7 @@ def _write_checkpoint(folder: Path, flavour: str) -> None:
             "pad_token_id": ids["<|endoftext|>"],
             "dtype": "float32",
         },
-        vision_config={
-            "depth": 3,
-            "hidden_size": 32,
-            "intermediate_size": 64,
-            "num_heads": 4,
-            "hidden_act": "gelu_pytorch_tanh",
-            "in_channels": 3,
-            "patch_size": 16,
-            "spatial_merge_size": 2,
-            "temporal_patch_size": 2,
-            "out_hidden_size": 256,
-            "num_position_embeddings": 2304,
-            "deepstack_visual_indexes": [0, 1],  # fed into text layers 0 and 1
-        },
+        vision_config={**VISION, "deepstack_visual_indexes": [0, 1]},  # DeepStack: fed into text layers 0 and 1
         image_token_id=ids["<|image_pad|>"],
         video_token_id=ids["<|video_pad|>"],
         vision_start_token_id=ids["<|vision_start|>"],
@@ -269,25 +262,28 @@ def build(flavour: str = "instruct", root: Path | None = None, force: bool = Fal
     if flavour not in FLAVOURS:
         raise ValueError(f"flavour must be one of {FLAVOURS}, got {flavour!r}")
     root = Path(root).expanduser() if root is not None else default_root()
-    final = root / f"qwen3-vl-tiny-{flavour}-{_recipe_hash(flavour)}"
-    marker = final / "tiny_recipe.json"
-    if marker.exists() and not force:
+    final = root / f"qwen3-vl-tiny-{flavour}-{recipe_hash(Path(__file__), tag=f'{RECIPE_VERSION}|{flavour}')}"
+    if (final / "tiny_recipe.json").exists() and not force:
         return final
+    return build_folder(final, lambda tmp: _write_checkpoint(tmp, flavour), {"flavour": flavour, "seed": SEED}, force)
 
+
+def build_folder(final: Path, write: Callable[[Path], None], recipe: dict[str, Any], force: bool = False) -> Path:
+    """Build ``final`` once: ``write`` fills a private temporary folder, renamed into place (atomic), so threads
+    and other processes (pytest-xdist, nbmake) building the same folder see none or a complete one (00)."""
+    marker = final / "tiny_recipe.json"
     with _BUILD_LOCK:
         if marker.exists() and not force:  # another thread finished it while we waited
             return final
-        root.mkdir(parents=True, exist_ok=True)
-        # Other processes (pytest-xdist, nbmake) may build the same folder at the same time: each
-        # writes a private temp folder and renames it into place, which is atomic.
-        tmp = root / f".{final.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        final.parent.mkdir(parents=True, exist_ok=True)
+        tmp = final.parent / f".{final.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}"
         tmp.mkdir()
         try:
-            _write_checkpoint(tmp, flavour)
-            recipe = {"flavour": flavour, "recipe": final.name.rsplit("-", 1)[-1], "seed": SEED}
-            (tmp / "tiny_recipe.json").write_text(json.dumps(recipe, indent=2) + "\n")
+            write(tmp)
+            (tmp / "tiny_recipe.json").write_text(json.dumps({**recipe, "recipe": final.name.rsplit("-", 1)[-1]},
+                                                             indent=2) + "\n")
             if final.exists() and (force or not marker.exists()):  # replace, or repair a broken one
-                trash = root / f".{final.name}.old-{uuid.uuid4().hex[:8]}"
+                trash = final.parent / f".{final.name}.old-{uuid.uuid4().hex[:8]}"
                 try:
                     os.rename(final, trash)
                     shutil.rmtree(trash, ignore_errors=True)

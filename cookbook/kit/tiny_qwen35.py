@@ -15,12 +15,7 @@ answers, every code path.
 
 from __future__ import annotations
 
-import hashlib
 import json
-import os
-import shutil
-import uuid
-from importlib import metadata
 from pathlib import Path
 
 __all__ = ["CHAT_TEMPLATE", "LAYER_TYPES", "build"]
@@ -38,21 +33,6 @@ LAYER_TYPES = ["linear_attention", "linear_attention", "linear_attention", "full
 # a <think> block on every assistant turn after the last user query, and a generation prompt
 # that opens <think> (thinking on) or writes an empty one (enable_thinking=False).
 CHAT_TEMPLATE = (Path(__file__).parent / "data" / "qwen3_5.jinja").read_text(encoding="utf-8")
-
-
-def _recipe_hash() -> str:
-    """Hash of what decides the folder's bytes: this file, tiny.py (corpus, tokens), the libraries."""
-    h = hashlib.sha256()
-    h.update(Path(__file__).read_bytes())
-    for path in (Path(__file__).parent / "tiny.py", *sorted((Path(__file__).parent / "data").iterdir())):
-        h.update(path.read_bytes())
-    h.update(f"{RECIPE_VERSION}".encode())
-    for dist in ("transformers", "tokenizers", "torch", "safetensors"):
-        try:
-            h.update(f"|{dist}={metadata.version(dist)}".encode())
-        except metadata.PackageNotFoundError:
-            h.update(f"|{dist}=none".encode())
-    return h.hexdigest()[:12]
 
 
 def _tokenizer():
@@ -103,7 +83,7 @@ def _write_checkpoint(folder: Path) -> None:
         Qwen3_5ForConditionalGeneration,
     )
 
-    from cookbook.kit.tiny import SPECIAL_TOKENS, save_checkpoint
+    from cookbook.kit.tiny import SPECIAL_TOKENS, VISION, save_checkpoint
 
     tokenizer = _tokenizer()
     ids = {text: tokenizer.convert_tokens_to_ids(text) for text, _ in SPECIAL_TOKENS}
@@ -140,19 +120,7 @@ def _write_checkpoint(folder: Path) -> None:
             "pad_token_id": ids["<|endoftext|>"],
             "dtype": "float32",
         },
-        vision_config={
-            "depth": 3,
-            "hidden_size": 32,
-            "intermediate_size": 64,
-            "num_heads": 4,
-            "hidden_act": "gelu_pytorch_tanh",
-            "in_channels": 3,
-            "patch_size": 16,
-            "spatial_merge_size": 2,
-            "temporal_patch_size": 2,
-            "out_hidden_size": 256,
-            "num_position_embeddings": 2304,
-        },
+        vision_config=VISION,  # no DeepStack
         image_token_id=ids["<|image_pad|>"],
         video_token_id=ids["<|video_pad|>"],
         vision_start_token_id=ids["<|vision_start|>"],
@@ -168,27 +136,11 @@ def _write_checkpoint(folder: Path) -> None:
 
 def build(root: Path | None = None, force: bool = False) -> Path:
     """Build once (cached under ``root``) the tiny random Qwen3.5 checkpoint and return its folder (14)."""
-    from cookbook.kit.tiny import default_root
+    from cookbook.kit.tiny import build_folder, default_root, recipe_hash
 
+    here = Path(__file__)
     root = Path(root).expanduser() if root is not None else default_root()
-    final = root / f"qwen3.5-tiny-{_recipe_hash()}"
-    marker = final / "tiny_recipe.json"
-    if marker.exists() and not force:
+    final = root / f"qwen3.5-tiny-{recipe_hash(here, here.parent / 'tiny.py', tag=str(RECIPE_VERSION))}"
+    if (final / "tiny_recipe.json").exists() and not force:
         return final
-    root.mkdir(parents=True, exist_ok=True)
-    # Written to a private temp folder, then renamed into place (atomic), as tiny.build does.
-    tmp = root / f".{final.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}"
-    tmp.mkdir()
-    try:
-        _write_checkpoint(tmp)
-        (tmp / "tiny_recipe.json").write_text(json.dumps({"flavour": "qwen3.5", "seed": SEED}) + "\n")
-        if final.exists():
-            shutil.rmtree(final, ignore_errors=True)
-        try:
-            os.rename(tmp, final)
-        except OSError:
-            if not marker.exists():
-                raise
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    return final
+    return build_folder(final, _write_checkpoint, {"flavour": "qwen3.5", "seed": SEED}, force)
