@@ -30,8 +30,8 @@ def page_image(src: Any, min_tokens: int = PAGE_TOKENS[0], max_tokens: int = PAG
     sides multiples of 32: the OCR cookbook's 512-2048 range by default (09)."""
     from PIL import Image
 
-    from cookbook.memory import smart_resize
     from cookbook.kit.messages import load_image
+    from cookbook.memory import smart_resize
 
     img = load_image(src).convert("RGB")
     h, w = smart_resize(img.height, img.width, min_pixels=min_tokens * PIXELS_PER_TOKEN,
@@ -41,7 +41,7 @@ def page_image(src: Any, min_tokens: int = PAGE_TOKENS[0], max_tokens: int = PAG
 
 import re
 
-from cookbook.grounding import SCALE   # Qwen3-VL's 0-1000 grid (08)
+from cookbook.grounding import SCALE  # Qwen3-VL's 0-1000 grid (08)
 
 
 class ParseError(ValueError):

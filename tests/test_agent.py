@@ -11,38 +11,40 @@ import pytest
 
 import cookbook as cb
 from cookbook import agent as A
+from cookbook.kit import gui_env as E
+from cookbook.kit import gui_tools as T
 
-needs_browser = pytest.mark.skipif(cb.browser.chromium_executable() is None, reason=cb.browser.INSTALL_HINT)
+needs_browser = pytest.mark.skipif(cb.kit.browser.chromium_executable() is None, reason=cb.kit.browser.INSTALL_HINT)
 # The phone's CSS layout at device scale 1: the same page, smaller screenshots, a faster loop.
 # The phone actions test runs at the real device scale 3.
-PHONE_1X = dataclasses.replace(A.PHONE, scale=1.0)
+PHONE_1X = dataclasses.replace(E.PHONE, scale=1.0)
 
 
 def call(name: str, **arguments) -> dict:
     return {"name": name, "arguments": arguments}
 
 
-async def _with_app(body, screen: A.Screen = A.PHONE):
+async def _with_app(body, screen: E.Screen = E.PHONE):
     """Serve the app, open it in a fresh page of this screen's size, and run ``body(page, url)``."""
-    with cb.assets.serve(A.APP) as url:
-        async with cb.browser.launch() as browser:
-            page = await cb.browser.new_page(browser, width=screen.width, height=screen.height, scale=screen.scale,
+    with cb.kit.assets.serve(E.APP) as url:
+        async with cb.kit.browser.launch() as browser:
+            page = await cb.kit.browser.new_page(browser, width=screen.width, height=screen.height, scale=screen.scale,
                                              mobile=screen.mobile, allow=(url,))
-            await A.open_app(page, url)
+            await E.open_app(page, url)
             return await body(page, url)
 
 
-def with_app(body, screen: A.Screen = A.PHONE):
+def with_app(body, screen: E.Screen = E.PHONE):
     return asyncio.run(_with_app(body, screen))
 
 
-async def point_of(page, name: str, screen: A.Screen, space: str) -> list[int]:
-    x1, y1, x2, y2 = (await A.element_box(page, name))["box"]
-    return A.from_css((x1 + x2) / 2, (y1 + y2) / 2, screen, A.SCALE[space])
+async def point_of(page, name: str, screen: E.Screen, space: str) -> list[int]:
+    x1, y1, x2, y2 = (await E.element_box(page, name))["box"]
+    return E.from_css((x1 + x2) / 2, (y1 + y2) / 2, screen, T.SCALE[space])
 
 
-async def do(page, screen: A.Screen, c: dict, confirm=A.deny, allowed=None, cursor=None) -> A.Outcome:
-    allowed = allowed or (A.MOBILE_ACTIONS if c["name"] == "mobile_use" else A.COMPUTER_ACTIONS)
+async def do(page, screen: E.Screen, c: dict, confirm=A.deny, allowed=None, cursor=None) -> A.Outcome:
+    allowed = allowed or (T.MOBILE_ACTIONS if c["name"] == "mobile_use" else T.COMPUTER_ACTIONS)
     return await A.execute(page, c, screen, allowed, confirm, [0.0, 0.0] if cursor is None else cursor)
 
 
@@ -87,29 +89,29 @@ def test_parse_without_a_usable_call_raises_quoting_the_text(text):
 # --- coordinates and tools ---------------------------------------------------------------------
 
 def test_coordinates_are_relative_to_the_declared_screen():
-    assert A.to_css([0, 0], A.PHONE, 999) == (0.0, 0.0)
-    assert A.to_css([999, 999], A.PHONE, 999) == (390.0, 844.0)
-    assert A.to_css([500, 250], A.DESKTOP, 1000) == (640.0, 200.0)
+    assert A.to_css([0, 0], E.PHONE, 999) == (0.0, 0.0)
+    assert A.to_css([999, 999], E.PHONE, 999) == (390.0, 844.0)
+    assert A.to_css([500, 250], E.DESKTOP, 1000) == (640.0, 200.0)
     # the same point on the 999 and 1000 screens differs: dividing by the wrong one misses by a pixel or more
-    assert A.to_css([999, 999], A.DESKTOP, 1000) != A.to_css([999, 999], A.DESKTOP, 999)
+    assert A.to_css([999, 999], E.DESKTOP, 1000) != A.to_css([999, 999], E.DESKTOP, 999)
     for x, y in [(12.5, 700.0), (389.0, 1.0), (200.0, 422.0)]:
-        back = A.to_css(A.from_css(x, y, A.PHONE, 999), A.PHONE, 999)
+        back = A.to_css(E.from_css(x, y, E.PHONE, 999), E.PHONE, 999)
         assert abs(back[0] - x) <= 390 / 999 and abs(back[1] - y) <= 844 / 999
-    assert A.PHONE.pixels == (1170, 2532)  # the screenshot; the point does not depend on it
+    assert E.PHONE.pixels == (1170, 2532)  # the screenshot; the point does not depend on it
     with pytest.raises(ValueError, match="off the 999x999"):
-        A.to_css([1000, 5], A.PHONE, 999)
+        A.to_css([1000, 5], E.PHONE, 999)
     with pytest.raises(ValueError, match=r"expected \[x, y\]"):
-        A.to_css([5], A.PHONE, 999)
+        A.to_css([5], E.PHONE, 999)
 
 
 def test_tools_declare_the_official_screens_and_actions(tiny):
     _, processor = tiny
-    mobile, computer = A.tool_for("mobile_use"), A.tool_for("computer_use")
+    mobile, computer = T.tool_for("mobile_use"), T.tool_for("computer_use")
     assert "999x999" in mobile["function"]["description"] and "1000x1000" in computer["function"]["description"]
-    assert mobile["function"]["parameters"]["properties"]["action"]["enum"] == list(A.MOBILE_ACTIONS)
-    assert {"left_click", "left_click_drag", "scroll", "key", "terminate"} <= set(A.COMPUTER_ACTIONS)
+    assert mobile["function"]["parameters"]["properties"]["action"]["enum"] == list(T.MOBILE_ACTIONS)
+    assert {"left_click", "left_click_drag", "scroll", "key", "terminate"} <= set(T.COMPUTER_ACTIONS)
     with pytest.raises(ValueError):
-        A.tool_for("phone")
+        T.tool_for("phone")
     prompt = A.task_prompt("Unpin X.", ["a", "b"])
     assert prompt == ("The user query: Unpin X.\nTask progress (You have done the following operation on the "
                       "current device): Step 1: a; Step 2: b; ")
@@ -126,21 +128,21 @@ def test_tools_declare_the_official_screens_and_actions(tiny):
 
 @needs_browser
 def test_phone_actions_tap_long_press_swipe_type_back():
-    screen, space = A.PHONE, "mobile_use"
+    screen, space = E.PHONE, "mobile_use"
 
     async def body(page, url):
         got = {}
         out = await do(page, screen, call(space, action="click", coordinate=await point_of(page, "search box", screen, space)))
         assert out.ok and out.point
         await do(page, screen, call(space, action="type", text="Bob"))
-        got["search"] = (await A.app_state(page))["search"]
+        got["search"] = (await E.app_state(page))["search"]
         await page.fill("#search", "")
         await page.dispatch_event("#search", "input")
         await do(page, screen, call(space, action="long_press", coordinate=await point_of(page, "chat Bob Li", screen, space), time=1))
-        got["menu"] = (await A.app_state(page))["menu"]
+        got["menu"] = (await E.app_state(page))["menu"]
         await page.keyboard.press("Escape")
         list_top = await page.evaluate("document.querySelector('#chat-list').scrollTop")
-        mid = A.from_css(195, 500, screen, 999)
+        mid = E.from_css(195, 500, screen, 999)
         await do(page, screen, call(space, action="swipe", coordinate=mid, coordinate2=[mid[0], mid[1] - 300]))
         await page.wait_for_timeout(300)
         got["scrolled"] = await page.evaluate("document.querySelector('#chat-list').scrollTop") - list_top
@@ -148,15 +150,15 @@ def test_phone_actions_tap_long_press_swipe_type_back():
         await page.wait_for_timeout(300)
         got["back_up"] = await page.evaluate("document.querySelector('#chat-list').scrollTop")
         await do(page, screen, call(space, action="click", coordinate=await point_of(page, "chat Bob Li", screen, space)))
-        got["open"] = (await A.app_state(page))["open"]
+        got["open"] = (await E.app_state(page))["open"]
         await do(page, screen, call(space, action="click", coordinate=await point_of(page, "message box", screen, space)))
         await do(page, screen, call(space, action="type", text="On my way"))
         await do(page, screen, call(space, action="system_button", button="Enter"))
-        got["sent"] = (await A.app_state(page))["chats"][2]["messages"][-1]
+        got["sent"] = (await E.app_state(page))["chats"][2]["messages"][-1]
         out = await do(page, screen, call(space, action="system_button", button="Back"))
-        got["back"] = (out.ok, (await A.app_state(page))["open"])
+        got["back"] = (out.ok, (await E.app_state(page))["open"])
         again = await do(page, screen, call(space, action="system_button", button="Back"))  # at the root
-        got["back_at_root"] = (again.ok, again.error, (await A.app_state(page))["chats"][2]["messages"][-1]["text"])
+        got["back_at_root"] = (again.ok, again.error, (await E.app_state(page))["chats"][2]["messages"][-1]["text"])
         got["home"] = await do(page, screen, call(space, action="system_button", button="Home"))
         return got
 
@@ -174,12 +176,12 @@ def test_phone_actions_tap_long_press_swipe_type_back():
 
 @needs_browser
 def test_desktop_actions_right_click_scroll_key_and_the_whitelist():
-    screen, space = A.DESKTOP, "computer_use"
+    screen, space = E.DESKTOP, "computer_use"
 
     async def body(page, url):
         got = {}
         await do(page, screen, call(space, action="right_click", coordinate=await point_of(page, "chat Landlord", screen, space)))
-        got["menu"] = (await A.app_state(page))["menu"]
+        got["menu"] = (await E.app_state(page))["menu"]
         await page.keyboard.press("Escape")
         at = await point_of(page, "chat Bob Li", screen, space)
         await do(page, screen, call(space, action="scroll", coordinate=at, pixels=-200))
@@ -189,11 +191,11 @@ def test_desktop_actions_right_click_scroll_key_and_the_whitelist():
         await do(page, screen, call(space, action="type", text="Alice"))
         await do(page, screen, call(space, action="key", keys=["ctrl", "a"]))
         await do(page, screen, call(space, action="key", keys=["backspace"]))
-        got["search"] = (await A.app_state(page))["search"]
+        got["search"] = (await E.app_state(page))["search"]
         got["refused"] = await do(page, screen, call(space, action="left_click", coordinate=at), allowed=("type", "terminate"))
         got["unknown"] = await do(page, screen, call("phone_use", action="click", coordinate=at))
         got["bad"] = await do(page, screen, call(space, action="left_click", coordinate=[1200, 5]))
-        got["state"] = await A.app_state(page)
+        got["state"] = await E.app_state(page)
         return got
 
     got = with_app(body, screen)
@@ -208,7 +210,7 @@ def test_desktop_actions_right_click_scroll_key_and_the_whitelist():
 
 @needs_browser
 def test_desktop_selection_actions_triple_click_drag_wait():
-    screen, space = A.DESKTOP, "computer_use"
+    screen, space = E.DESKTOP, "computer_use"
 
     async def body(page, url):
         got = {}
@@ -217,15 +219,15 @@ def test_desktop_selection_actions_triple_click_drag_wait():
         await do(page, screen, call(space, action="type", text="Alice Chen"))
         await do(page, screen, call(space, action="triple_click", coordinate=box))  # selects the whole value
         await do(page, screen, call(space, action="type", text="Zhang"))
-        got["triple"] = (await A.app_state(page))["search"]
-        x1, y1, x2, y2 = (await A.element_box(page, "search box"))["box"]
-        end = A.from_css(x1 + 200, (y1 + y2) / 2, screen, 1000)     # right of the text
-        start = A.from_css(x1 + 2, (y1 + y2) / 2, screen, 1000)     # before its first letter
+        got["triple"] = (await E.app_state(page))["search"]
+        x1, y1, x2, y2 = (await E.element_box(page, "search box"))["box"]
+        end = E.from_css(x1 + 200, (y1 + y2) / 2, screen, 1000)     # right of the text
+        start = E.from_css(x1 + 2, (y1 + y2) / 2, screen, 1000)     # before its first letter
         cursor = [0.0, 0.0]  # the executor's mouse position, kept between calls
         await do(page, screen, call(space, action="mouse_move", coordinate=end), cursor=cursor)
         await do(page, screen, call(space, action="left_click_drag", coordinate=start), cursor=cursor)  # select
         await do(page, screen, call(space, action="type", text="Mom"))
-        got["drag"] = (await A.app_state(page))["search"]
+        got["drag"] = (await E.app_state(page))["search"]
         t0 = asyncio.get_running_loop().time()
         got["wait"] = await do(page, screen, call(space, action="wait", time=60))
         got["waited"] = asyncio.get_running_loop().time() - t0
@@ -242,7 +244,7 @@ def test_desktop_selection_actions_triple_click_drag_wait():
 
 @needs_browser
 def test_a_destructive_action_waits_for_confirmation():
-    screen, space = A.PHONE, "mobile_use"
+    screen, space = E.PHONE, "mobile_use"
     asked = []
 
     async def body(page, url):
@@ -254,17 +256,17 @@ def test_a_destructive_action_waits_for_confirmation():
         await do(page, screen, call(space, action="long_press", coordinate=await point_of(page, "chat Landlord", screen, space)))
         delete = call(space, action="click", coordinate=await point_of(page, "menu Delete", screen, space))
         held = await do(page, screen, delete)  # default hook: deny
-        still_there = not A.chat_of(await A.app_state(page), "landlord")["deleted"]
+        still_there = not E.chat_of(await E.app_state(page), "landlord")["deleted"]
         pin = await do(page, screen, call(space, action="click", coordinate=await point_of(page, "menu Pin", screen, space)),
                        confirm=approve_later)  # not destructive: the hook is not asked
         await do(page, screen, call(space, action="long_press", coordinate=await point_of(page, "chat Landlord", screen, space)))
         approved = await do(page, screen, delete, confirm=approve_later)
-        return held, still_there, pin, approved, await A.app_state(page)
+        return held, still_there, pin, approved, await E.app_state(page)
 
     held, still_there, pin, approved, state = with_app(body, screen)
     assert held.held and not held.ok and "not approved" in held.error and still_there
     assert pin.ok and approved.ok and asked == ["menu Delete"]
-    assert A.chat_of(state, "landlord")["deleted"]
+    assert E.chat_of(state, "landlord")["deleted"]
 
 
 @needs_browser
@@ -273,7 +275,7 @@ def test_requests_outside_the_sandbox_are_blocked():
         error = await page.evaluate("fetch('http://example.com/track').then(() => 'loaded', e => e.name)")
         await page.evaluate("(() => { const i = new Image(); i.src = 'https://cdn.example.org/a.png'; document.body.append(i); })()")
         await page.wait_for_timeout(300)
-        return error, cb.browser.blocked(page), url
+        return error, cb.kit.browser.blocked(page), url
 
     error, blocked, url = with_app(body)
     assert error == "TypeError"
@@ -288,26 +290,26 @@ def test_reference_policy_solves_every_task(tmp_path):
     async def run(page, url, screen, space, tasks):
         out = []
         for t in tasks:
-            out.append(await A.run_task(page, url, t, A.reference_policy, tmp_path / screen.name / t.id, screen=screen,
+            out.append(await A.run_task(page, url, t, E.reference_policy, tmp_path / screen.name / t.id, screen=screen,
                                         space=space, max_steps=8, confirm=A.approve))
-        initial = await A.open_app(page, url)
+        initial = await E.open_app(page, url)
         return out, initial
 
-    phone, initial = with_app(lambda page, url: run(page, url, PHONE_1X, "mobile_use", A.TASKS), PHONE_1X)
-    desktop, _ = with_app(lambda page, url: run(page, url, A.DESKTOP, "computer_use", [A.task("pin"), A.task("mute")]),
-                          A.DESKTOP)
+    phone, initial = with_app(lambda page, url: run(page, url, PHONE_1X, "mobile_use", E.TASKS), PHONE_1X)
+    desktop, _ = with_app(lambda page, url: run(page, url, E.DESKTOP, "computer_use", [E.task("pin"), E.task("mute")]),
+                          E.DESKTOP)
     for traj in phone + desktop:
         assert traj.success and traj.terminated == "success", (traj.task, [s.error for s in traj.steps])
-    assert A.success_rate(phone) == 1.0 and len(phone) == len(A.TASKS) >= 6
+    assert A.success_rate(phone) == 1.0 and len(phone) == len(E.TASKS) >= 6
     assert any("swipe" in json.dumps(s.calls) for t in phone for s in t.steps)  # some targets needed scrolling
     assert any("scroll" in json.dumps(s.calls) for t in desktop for s in t.steps)
-    assert not any(t.check(initial, initial) for t in A.TASKS)  # no predicate holds before acting
+    assert not any(t.check(initial, initial) for t in E.TASKS)  # no predicate holds before acting
 
 
 @needs_browser
 def test_a_held_delete_fails_the_task(tmp_path):
     async def run(page, url):
-        return await A.run_task(page, url, A.task("delete"), A.reference_policy, tmp_path, screen=PHONE_1X, max_steps=4)
+        return await A.run_task(page, url, E.task("delete"), E.reference_policy, tmp_path, screen=PHONE_1X, max_steps=4)
 
     traj = with_app(run, PHONE_1X)
     assert not traj.success and any(s.held for s in traj.steps)
@@ -315,11 +317,11 @@ def test_a_held_delete_fails_the_task(tmp_path):
 
 @needs_browser
 def test_grounding_scorer(tmp_path):
-    screen, space = A.PHONE, "mobile_use"
+    screen, space = E.PHONE, "mobile_use"
 
     async def run(page, url):
-        ref = await A.grounding_eval(page, screen, lambda ins, shot, t: A.reference_locator(t, screen, space), space)
-        corner = await A.grounding_eval(page, screen, lambda ins, shot, t: A.tool_call_text(space, {"action": "click", "coordinate": [0, 999]}), space)
+        ref = await A.grounding_eval(page, screen, lambda ins, shot, t: E.reference_locator(t, screen, space), space)
+        corner = await A.grounding_eval(page, screen, lambda ins, shot, t: T.tool_call_text(space, {"action": "click", "coordinate": [0, 999]}), space)
         prose = await A.grounding_eval(page, screen, lambda ins, shot, t: "It is near the top.", space)
         return ref, corner, prose
 
@@ -328,16 +330,16 @@ def test_grounding_scorer(tmp_path):
     assert {"search box", "chat Tech Exchange Group"} <= {r["target"] for r in ref["rows"]}
     assert corner["accuracy"] == 0.0 and prose["accuracy"] == 0.0
     assert A.hit((5, 5), [5, 5, 10, 10]) and not A.hit((10.5, 5), [5, 5, 10, 10]) and not A.hit(None, [0, 0, 1, 1])
-    assert A.click_instruction("chat Bob Li") == 'Click the chat with "Bob Li".'
+    assert E.click_instruction("chat Bob Li") == 'Click the chat with "Bob Li".'
 
 
 @needs_browser
 def test_tiny_model_loop_stops_at_the_step_bound_and_writes_its_trajectory(tiny, tmp_path):
     model, processor = tiny
-    policy = A.transformers_policy(model, processor, A.tool_for("mobile_use"), max_new_tokens=8, image_tokens=64)
+    policy = A.transformers_policy(model, processor, T.tool_for("mobile_use"), max_new_tokens=8, image_tokens=64)
 
     async def run(page, url):
-        return await A.run_task(page, url, A.task("unpin"), policy, tmp_path, screen=PHONE_1X, max_steps=2)
+        return await A.run_task(page, url, E.task("unpin"), policy, tmp_path, screen=PHONE_1X, max_steps=2)
 
     traj = with_app(run, PHONE_1X)
     assert len(traj.steps) == 2 and not traj.success and traj.terminated == ""
@@ -345,11 +347,11 @@ def test_tiny_model_loop_stops_at_the_step_bound_and_writes_its_trajectory(tiny,
         if not step.ok:
             assert step.calls == [] and "no usable <tool_call>" in step.error
         assert (tmp_path / step.screenshot).is_file()
-    again = A.load_trajectory(tmp_path)
+    again = E.load_trajectory(tmp_path)
     assert again == traj
-    frames = A.replay(again, width=120)
+    frames = E.replay(again, width=120)
     assert len(frames) == 3 and frames[0].width == 120
-    gif = A.save_gif(frames, tmp_path / "replay.gif")
+    gif = E.save_gif(frames, tmp_path / "replay.gif")
     from PIL import Image
 
     with Image.open(gif) as img:
@@ -389,8 +391,8 @@ def test_openai_policy_reads_tool_calls_from_a_server(tmp_path):
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
         client = openai.OpenAI(base_url=f"http://127.0.0.1:{server.server_port}/v1", api_key="EMPTY")
-        policy = A.openai_policy(client, "m", A.tool_for("mobile_use"), max_tokens=32, image_tokens=64)
-        obs = A.Observation("Unpin X.", ["a"], Image.new("RGB", (390, 844), "white"), A.PHONE, "mobile_use")
+        policy = A.openai_policy(client, "m", T.tool_for("mobile_use"), max_tokens=32, image_tokens=64)
+        obs = E.Observation("Unpin X.", ["a"], Image.new("RGB", (390, 844), "white"), E.PHONE, "mobile_use")
         text = asyncio.run(policy(obs))
     finally:
         server.shutdown()

@@ -12,9 +12,11 @@ import pytest
 
 import cookbook as cb
 from cookbook import agent as A
+from cookbook.kit import gui_env as E
+from cookbook.kit import gui_tools as T
 
-needs_browser = pytest.mark.skipif(cb.browser.chromium_executable() is None, reason=cb.browser.INSTALL_HINT)
-PHONE_1X = dataclasses.replace(A.PHONE, scale=1.0)
+needs_browser = pytest.mark.skipif(cb.kit.browser.chromium_executable() is None, reason=cb.kit.browser.INSTALL_HINT)
+PHONE_1X = dataclasses.replace(E.PHONE, scale=1.0)
 
 
 def reply(arguments: str, name: str = "mobile_use") -> str:
@@ -69,30 +71,30 @@ BROKEN_DESKTOP = [
 ]
 
 
-def scripted(replies: list) -> A.Policy:
+def scripted(replies: list) -> E.Policy:
     """A policy that answers with the given replies in order."""
     queue = list(replies)
 
-    async def policy(obs: A.Observation):
+    async def policy(obs: E.Observation):
         return queue.pop(0)
 
     return policy
 
 
 def run_broken(cases, screen, space, tmp_path):
-    replies = [text for _, text, _ in cases] + [None, A.tool_call_text(space, {"action": "terminate", "status": "failure"})]
+    replies = [text for _, text, _ in cases] + [None, T.tool_call_text(space, {"action": "terminate", "status": "failure"})]
 
     async def body(page, url):
         start = time.perf_counter()
         async with asyncio.timeout(30 + 3 * len(replies)):  # a hanging wait fails the test, not the suite
-            traj = await A.run_task(page, url, A.task("pin"), scripted(replies), tmp_path, screen=screen,
+            traj = await A.run_task(page, url, E.task("pin"), scripted(replies), tmp_path, screen=screen,
                                     space=space, max_steps=len(replies))
         return traj, time.perf_counter() - start
 
-    with cb.assets.serve(A.APP) as url:
+    with cb.kit.assets.serve(E.APP) as url:
         async def main():
-            async with cb.browser.launch() as browser:
-                page = await cb.browser.new_page(browser, width=screen.width, height=screen.height,
+            async with cb.kit.browser.launch() as browser:
+                page = await cb.kit.browser.new_page(browser, width=screen.width, height=screen.height,
                                                  scale=screen.scale, mobile=screen.mobile, allow=(url,))
                 return await body(page, url)
 
@@ -109,9 +111,9 @@ def check_run(traj, seconds, cases, tmp_path):
         assert (tmp_path / step.screenshot).is_file()
     assert not steps[-2].ok and "NoneType" in steps[-2].error  # a policy that returned no text
     assert steps[-1].ok and traj.terminated == "failure"  # the loop still takes a good reply at the end
-    assert A.load_trajectory(tmp_path) == traj  # and writes a trajectory that reads back
+    assert E.load_trajectory(tmp_path) == traj  # and writes a trajectory that reads back
     state = traj.final_state
-    assert not A.chat_of(state, "mom")["pinned"] and state["menu"] is None  # nothing half-done
+    assert not E.chat_of(state, "mom")["pinned"] and state["menu"] is None  # nothing half-done
     assert seconds < 20 + 2 * len(steps), seconds  # no wait hung
 
 
@@ -123,7 +125,7 @@ def test_phone_loop_survives_every_broken_reply(tmp_path):
 
 @needs_browser
 def test_desktop_loop_survives_every_broken_reply(tmp_path):
-    traj, seconds = run_broken(BROKEN_DESKTOP, A.DESKTOP, "computer_use", tmp_path)
+    traj, seconds = run_broken(BROKEN_DESKTOP, E.DESKTOP, "computer_use", tmp_path)
     check_run(traj, seconds, BROKEN_DESKTOP, tmp_path)
 
 
@@ -159,7 +161,7 @@ def test_executor_turns_bad_arguments_into_failed_outcomes():
     async def body(page, url):
         got = []
         for c, _, _ in EXECUTOR_CASES:
-            allowed = A.MOBILE_ACTIONS if c["name"] == "mobile_use" else A.COMPUTER_ACTIONS
+            allowed = T.MOBILE_ACTIONS if c["name"] == "mobile_use" else T.COMPUTER_ACTIONS
             t0 = time.perf_counter()
             async with asyncio.timeout(10):
                 outcome = await A.execute(page, c, PHONE_1X, allowed, A.deny, [0.0, 0.0])
@@ -167,12 +169,12 @@ def test_executor_turns_bad_arguments_into_failed_outcomes():
         pressed = await page.evaluate("window.appSnapshot().menu")  # a failed long_press pressed nothing
         return got, pressed
 
-    with cb.assets.serve(A.APP) as url:
+    with cb.kit.assets.serve(E.APP) as url:
         async def main():
-            async with cb.browser.launch() as browser:
-                page = await cb.browser.new_page(browser, width=PHONE_1X.width, height=PHONE_1X.height,
+            async with cb.kit.browser.launch() as browser:
+                page = await cb.kit.browser.new_page(browser, width=PHONE_1X.width, height=PHONE_1X.height,
                                                  mobile=True, allow=(url,))
-                await A.open_app(page, url)
+                await E.open_app(page, url)
                 return await body(page, url)
 
         got, pressed = asyncio.run(main())
