@@ -236,8 +236,8 @@ def detection_scores(pred: list[dict], truth: list[dict], threshold: float = 0.5
 
 
 def coco_map(preds: list[list[dict]], truths: list[list[dict]]) -> dict:
-    """COCO box mAP (IoU 0.50:0.95), AP50 and AP75 with pycocotools, one list of items per image.
-    Every predicted box is scored 1.0, as Qwen's ODinW evaluation does: the model gives no confidence (08)."""
+    """COCO box mAP (IoU 0.50:0.95), AP50 and AP75 by pycocotools, one list of items per image; every box
+    scores 1.0, as in Qwen's ODinW evaluation (08)."""
     import contextlib
     import io
 
@@ -263,11 +263,9 @@ def coco_map(preds: list[list[dict]], truths: list[list[dict]]) -> dict:
         coco.dataset = gt
         coco.createIndex()
         evaluation = COCOeval(coco, coco.loadRes(dets), "bbox")
-        evaluation.evaluate()
-        evaluation.accumulate()
-        evaluation.summarize()
-    return {"mAP": max(0.0, float(evaluation.stats[0])), "AP50": max(0.0, float(evaluation.stats[1])),
-            "AP75": max(0.0, float(evaluation.stats[2]))}
+        for step in (evaluation.evaluate, evaluation.accumulate, evaluation.summarize):
+            step()
+    return {k: max(0.0, float(v)) for k, v in zip(("mAP", "AP50", "AP75"), evaluation.stats[:3], strict=True)}
 
 
 def refcoco_accuracy(pred_boxes: list[list[float] | None], truth_boxes: list[list[float]], threshold: float = 0.5) -> float:

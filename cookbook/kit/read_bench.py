@@ -1,11 +1,7 @@
-"""Time one video reader in a fresh process, so that its peak memory (VmHWM) is its own (07's benchmark).
-
-    python -m cookbook.kit.read_bench PATH BACKEND FPS OUT [READER]
-
-``BACKEND`` ``cookbook`` calls ``READER`` (``module:function``, given by the lesson that owns it) as
-``reader(path, fps)``; ``torchcodec`` and ``decord`` call qwen-vl-utils' ``fetch_video`` with that backend.
-Prints one JSON line; ``OUT`` (or ``-``) receives the frames as .npy (uint8 T, H, W, 3).
-"""
+"""Time one video reader in a fresh process, so that its peak memory (VmHWM) is its own (07's benchmark):
+``python -m cookbook.kit.read_bench PATH BACKEND FPS OUT [READER]``. Backend ``cookbook`` calls ``READER``
+(``module:function``, 07's ``read_video`` by default); ``torchcodec`` and ``decord`` call qwen-vl-utils'
+``fetch_video``. Prints one JSON line; ``OUT`` (or ``-``) gets the frames as .npy (uint8 T, H, W, 3)."""
 
 from __future__ import annotations
 
