@@ -84,7 +84,7 @@ smoke: $(STAMP) ## run every notebook in smoke mode and keep executed copies und
 	done
 
 serve: $(STAMP) ## serve this run's model on 127.0.0.1 (PORT=8000): vLLM when .venv-vllm exists (make vllm), else transformers serve
-	$(PY) -m cookbook.serving --port $(PORT)
+	$(PY) -m cookbook.runtime.server --port $(PORT)
 
 gpu-check: $(STAMP) ## on a CUDA GPU: load, chat, memory and FP8 checks with the tiny model (says why and exits 0 without one)
 	$(PY) scripts/gpu_check.py

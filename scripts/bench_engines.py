@@ -66,14 +66,14 @@ def generate_rows(model_id: str, requests: list[list[dict]], max_tokens: int, ba
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--model", default=None, help="default: the tiny checkpoint (cb.serving.local_model)")
+    p.add_argument("--model", default=None, help="default: the tiny checkpoint (cb.runtime.server.local_model)")
     p.add_argument("--requests", type=int, default=16, help="measured requests per concurrency level")
     p.add_argument("--max-tokens", type=int, default=32)
     p.add_argument("--concurrency", type=int, nargs="+", default=[1, 8])
     args = p.parse_args(argv)
 
     hw = cb.hardware()
-    model = cb.serving.local_model(args.model)
+    model = cb.runtime.server.local_model(args.model)
     n = 1 + args.requests * len(args.concurrency)
     requests = bench.workload(n, seed=22, size=(224, 224))  # the same requests for every engine
     levels = dict(concurrency=args.concurrency, per_level=args.requests, max_tokens=args.max_tokens)
@@ -86,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
     rows += generate_rows(model, requests, args.max_tokens, args.concurrency, args.requests)
     print(f"generate: {time.perf_counter() - t:.0f} s", flush=True)
 
-    with cb.serving.start(model, kind="transformers", threads=2) as server:
+    with cb.runtime.server.start(model, kind="transformers", threads=2) as server:
         import openai
 
         client = openai.OpenAI(base_url=server.base_url, api_key="EMPTY", max_retries=0)
@@ -97,7 +97,7 @@ def main(argv: list[str] | None = None) -> int:
 
     vllm_versions = ""
     if hw.vllm_env:
-        with cb.serving.start(model, kind="vllm") as server:
+        with cb.runtime.server.start(model, kind="vllm") as server:
             import openai
 
             client = openai.OpenAI(base_url=server.base_url, api_key="EMPTY", max_retries=0)

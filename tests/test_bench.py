@@ -73,7 +73,7 @@ def test_fixed_length_only_where_the_server_has_it():
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    from cookbook import serving as sv
+    from cookbook.runtime import server as sv
 
     with sv.start(cb.tiny.build(), log_dir=tmp_path_factory.mktemp("logs"), threads=1) as s:
         yield s
@@ -100,7 +100,7 @@ def test_real_run_rows(server):
 def test_a_dead_server_fails_each_request_with_its_error():
     import openai
 
-    from cookbook import serving as sv
+    from cookbook.runtime import server as sv
 
     client = openai.OpenAI(base_url=f"http://127.0.0.1:{sv.free_port()}/v1", api_key="EMPTY", max_retries=0)
     t = bench.time_request(client, "m", bench.workload(1)[0], 4)

@@ -13,7 +13,7 @@ import pytest
 
 import cookbook as cb
 from cookbook.kit import client as cl
-from cookbook import serving as sv
+from cookbook.runtime import server as sv
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CHELSEA = os.path.join(ROOT, "assets", "chelsea.jpg")

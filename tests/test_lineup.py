@@ -3,8 +3,9 @@
 import pytest
 
 import cookbook as cb
-from cookbook.lineup import LINEUP, SEED_MIN_MEMORY_GB, checkpoint, fit, gpu_gib, machine, recommend_model
-from cookbook.memory import CHECKPOINTS, GIB, parameters, weight_bytes
+from cookbook.kit.checkpoints import CHECKPOINTS, SEED_MIN_MEMORY_GB
+from cookbook.lineup import LINEUP, checkpoint, fit, gpu_gib, machine, recommend_model
+from cookbook.memory import GIB, parameters, weight_bytes
 
 MACHINES = {
     "RTX 4060 8 GB (Ada)": machine("RTX 4060", 8, (8, 9)),

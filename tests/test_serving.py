@@ -15,6 +15,7 @@ import pytest
 
 import cookbook as cb
 from cookbook import serving as sv
+from cookbook.runtime import server as srv
 from cookbook.lineup import LINEUP, fit, machine, recommend_model
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -40,12 +41,12 @@ MACHINES = {
 def processor():
     from transformers import AutoProcessor
 
-    return AutoProcessor.from_pretrained(cb.tiny.build())
+    return AutoProcessor.from_pretrained(cb.kit.tiny.build())
 
 
 @pytest.fixture(scope="module")
 def demo_video(tmp_path_factory):
-    return cb.video.write_clip(tmp_path_factory.mktemp("v") / "demo.mp4", seconds=3.0, fps=10,
+    return cb.kit.clips.write_clip(tmp_path_factory.mktemp("v") / "demo.mp4", seconds=3.0, fps=10,
                                      size=(320, 240))
 
 
@@ -201,7 +202,7 @@ def test_shell_form_is_the_argv_quoted():
 
 
 def test_transformers_command_preloads_the_model():
-    argv = sv.transformers_command("/models/tiny", port=8011)
+    argv = srv.transformers_command("/models/tiny", port=8011)
     assert argv[1:] == ["serve", "--host", "127.0.0.1", "--port", "8011", "/models/tiny"]
 
 
@@ -222,24 +223,24 @@ def _alive(pid: int) -> bool:
 
 def test_only_loopback():
     with pytest.raises(ValueError, match="loopback only"):
-        sv.start("/nonexistent", host="0.0.0.0")
+        srv.start("/nonexistent", host="0.0.0.0")
 
 
 def test_a_server_that_cannot_start_reports_its_log(tmp_path, monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # fail fast instead of asking the hub
-    with pytest.raises(sv.ServerError) as info:
-        sv.start(tmp_path / "no-such-model", log_dir=tmp_path, timeout=120, threads=1)
+    with pytest.raises(srv.ServerError) as info:
+        srv.start(tmp_path / "no-such-model", log_dir=tmp_path, timeout=120, threads=1)
     message = str(info.value)
     assert "exited with code" in message and "last lines of" in message
     assert "no-such-model" in message  # the server's own complaint is shown
-    assert sv.running_servers() == []
+    assert srv.running_servers() == []
 
 
 def test_context_manager_stops_the_server_when_the_body_raises(tmp_path):
     import cookbook as cb
 
     with pytest.raises(RuntimeError, match="boom"):
-        with sv.start(cb.tiny.build(), log_dir=tmp_path, threads=1) as server:
+        with srv.start(cb.kit.tiny.build(), log_dir=tmp_path, threads=1) as server:
             pid, port = server.process.pid, server.port
             assert server.running and server.base_url == f"http://127.0.0.1:{port}/v1"
             raise RuntimeError("boom")
@@ -250,7 +251,7 @@ def test_context_manager_stops_the_server_when_the_body_raises(tmp_path):
 
         socket.create_connection(("127.0.0.1", port), timeout=1).close()
     assert server.log_path.read_text().startswith("$ ")
-    assert sv.running_servers() == []
+    assert srv.running_servers() == []
 
 
 def test_atexit_stops_a_server_left_running(tmp_path):
@@ -258,8 +259,8 @@ def test_atexit_stops_a_server_left_running(tmp_path):
     import cookbook as cb
 
     code = (
-        "import cookbook.serving as sv, sys\n"
-        f"s = sv.start({str(cb.tiny.build())!r}, log_dir={str(tmp_path)!r}, threads=1)\n"
+        "import cookbook.runtime.server as srv, sys\n"
+        f"s = srv.start({str(cb.kit.tiny.build())!r}, log_dir={str(tmp_path)!r}, threads=1)\n"
         "print(s.process.pid, flush=True)\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
@@ -273,8 +274,8 @@ def test_a_killed_parent_takes_its_server_along(tmp_path):
     import cookbook as cb
 
     code = (
-        "import cookbook.serving as sv, sys, time\n"
-        f"s = sv.start({str(cb.tiny.build())!r}, log_dir={str(tmp_path)!r}, threads=1)\n"
+        "import cookbook.runtime.server as srv, sys, time\n"
+        f"s = srv.start({str(cb.kit.tiny.build())!r}, log_dir={str(tmp_path)!r}, threads=1)\n"
         "print('PID', s.process.pid, flush=True)\n"
         "time.sleep(600)\n"
     )
@@ -302,7 +303,7 @@ def _wait_dead(pid: int) -> None:
 
 def test_make_serve_dry_run(capsys, monkeypatch):
     monkeypatch.setenv("COOKBOOK_MODEL", "tiny")
-    assert sv.main(["--dry-run", "--port", "8765", "--backend", "transformers"]) == 0
+    assert srv.main(["--dry-run", "--port", "8765", "--backend", "transformers"]) == 0
     out = capsys.readouterr().out
     assert "backend: transformers (chosen with --backend)" in out
     assert re.search(r"serve --host 127\.0\.0\.1 --port 8765 \S+qwen3-vl-tiny-instruct", out)
@@ -359,7 +360,7 @@ def test_the_vllm_command_runs_from_its_environment(tmp_path):
     exe = tmp_path / "bin" / "vllm"
     exe.parent.mkdir()
     exe.write_text("#!/bin/sh\n")
-    argv, env, served = sv._launch_spec("vllm", "/m/tiny", "127.0.0.1", 8001, sv.cpu_plan("/m/tiny"),
+    argv, env, served = srv._launch_spec("vllm", "/m/tiny", "127.0.0.1", 8001, sv.cpu_plan("/m/tiny"),
                                         vllm_env=str(tmp_path))
     assert argv[:3] == [str(exe), "serve", "/m/tiny"] and argv[-4:] == ["--host", "127.0.0.1", "--port", "8001"]
     assert env["VLLM_CPU_KVCACHE_SPACE"] == "1" and served == "/m/tiny"

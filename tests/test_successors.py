@@ -71,7 +71,7 @@ def test_default_config_is_three_to_one_and_the_cache_is_a_quarter():
 
 
 def test_family_lists_the_published_sizes():
-    from cookbook.lineup import SUCCESSOR_FAMILY
+    from cookbook.successors import SUCCESSOR_FAMILY
 
     assert SUCCESSOR_FAMILY["Qwen3.5"]["sizes"] == (
         "0.8B", "2B", "4B", "9B", "27B", "35B-A3B", "122B-A10B", "397B-A17B")
@@ -127,7 +127,7 @@ def test_successor_presets_are_the_cards_rows():
 
 
 def test_successor_line_up_reads_the_published_sizes():
-    from cookbook.lineup import SUCCESSORS
+    from cookbook.successors import SUCCESSORS
 
     by_id = {c.id: c for c in SUCCESSORS}
     assert len(by_id) == 12
@@ -143,7 +143,8 @@ def test_successor_line_up_reads_the_published_sizes():
     (8, 80, "Qwen/Qwen3.5-122B-A10B"),
 ])
 def test_recommendation_names_the_largest_successor_that_fits(gpus, gb, expected):
-    from cookbook.lineup import SUCCESSORS, gpu_gib, machine, recommend_model
+    from cookbook.lineup import gpu_gib, machine, recommend_model
+    from cookbook.successors import SUCCESSORS
 
     hw = machine("GPU", gb, (8, 9), gpus)
     rec = recommend_model(hw)
@@ -157,7 +158,7 @@ def test_recommendation_names_the_largest_successor_that_fits(gpus, gb, expected
 def test_cache_allowance_covers_two_8k_requests_of_the_27b():
     from transformers import Qwen3_5TextConfig
 
-    from cookbook.lineup import SUCCESSOR_CACHE_GIB
+    from cookbook.successors import SUCCESSOR_CACHE_GIB
 
     big = Qwen3_5TextConfig(**successors.TEXT_CONFIGS["Qwen3.6-27B"])
     need = successors.cache_bytes(big, 8192, batch=2)["total"] / 2**30

@@ -11,6 +11,7 @@ import pytest
 
 import cookbook as cb
 from cookbook import serving as sv
+from cookbook.runtime import server as srv
 from cookbook.kit import tiny
 
 pytestmark = pytest.mark.skipif(
@@ -26,7 +27,7 @@ pydantic = pytest.importorskip("pydantic")
 def instruct():
     """One vLLM server for the module: tiny Instruct, tools on, at most 2 images and 1 video per request."""
     folder = str(tiny.build("instruct"))
-    with sv.start(folder, kind="vllm", plan=sv.cpu_plan(folder, images=2, videos=1, max_model_len=4096)) as server:
+    with srv.start(folder, kind="vllm", plan=sv.cpu_plan(folder, images=2, videos=1, max_model_len=4096)) as server:
         yield server, openai.OpenAI(base_url=server.base_url, api_key="EMPTY", max_retries=0), folder
 
 
@@ -34,7 +35,7 @@ def instruct():
 def thinking():
     folder = str(tiny.build("thinking"))
     plan = sv.cpu_plan(folder, images=1, videos=0, reasoning=True, tools=False)
-    with sv.start(folder, kind="vllm", plan=plan) as server:
+    with srv.start(folder, kind="vllm", plan=plan) as server:
         yield server, openai.OpenAI(base_url=server.base_url, api_key="EMPTY", max_retries=0), folder
 
 
@@ -179,7 +180,7 @@ def test_a_lora_adapter_is_served_beside_the_base_model(adapter):
     plan = dataclasses.replace(plan, flags=plan.flags + (
         sv.Flag("--enable-lora", None, "13's adapter"), sv.Flag("--lora-modules", f"shapes={adapter}", "served as 'shapes'"),
         sv.Flag("--max-lora-rank", "8", "the adapter's rank")))
-    with sv.start(folder, kind="vllm", plan=plan) as server:
+    with srv.start(folder, kind="vllm", plan=plan) as server:
         client = openai.OpenAI(base_url=server.base_url, api_key="EMPTY", max_retries=0)
         assert [m.id for m in client.models.list()] == [folder, "shapes"]
 
