@@ -10,23 +10,20 @@ from cookbook.kit.gui_tools import CALL_FORMAT, RESPONSE_FORMAT, TOOLS_PROMPT
 
 
 def task_prompt(instruction: str, history: list[str]) -> str:
-    """The user turn's text: the query and the steps done so far, as the mobile-agent cookbook writes
-    them (each step with its newlines and double quotes removed, as that cookbook does) (05)."""
+    """The user turn's text as the mobile-agent cookbook writes it: the query, then the steps so far (05)."""
     done = "".join(f"Step {i}: {step.replace(chr(10), '').replace(chr(34), '')}; " for i, step in enumerate(history, 1))
     return (f"The user query: {instruction}\n"
             f"Task progress (You have done the following operation on the current device): {done}")
 
 
 def system_prompt(tool: dict[str, Any]) -> str:
-    """The official mobile-agent system prompt for ``tool``: the tool as JSON in ``<tools>``, the
-    ``<tool_call>`` format and the "# Response format" block (Thought, Action, one call) (05)."""
+    """The official mobile-agent system prompt: ``tool`` in ``<tools>``, the call format, the response format (05)."""
     return TOOLS_PROMPT + json.dumps(tool) + CALL_FORMAT + RESPONSE_FORMAT
 
 
 def agent_messages(instruction: str, history: list[str], screenshot: Any, image_tokens: int,
                    tool: dict[str, Any]) -> list[dict[str, Any]]:
-    """The official system prompt for ``tool``, then one user turn: query, history as text, and only
-    the latest screenshot (05). The tool is in the system text: pass no ``tools=`` besides."""
+    """The system prompt, then one user turn: query, history as text, only the latest screenshot (05)."""
     from cookbook.kit import messages
 
     return [messages.system(system_prompt(tool)),
@@ -67,9 +64,8 @@ class ParseError(ValueError):
 
 
 def misfit(arguments: dict, tool: dict[str, Any]) -> str | None:
-    """Why ``arguments`` do not fit ``tool``'s parameters, or None (05): a missing or unknown
-    ``action``, a parameter its description says the action requires ("Required only by
-    `action=click`"), a wrong JSON type or enum value, an "(x, y)" point that is not two numbers."""
+    """Why ``arguments`` do not fit ``tool``'s parameters (a key missing or "Required only by `action=...`",
+    a wrong JSON type or enum value, an "(x, y)" that is not two numbers), or None (05)."""
     params = tool["function"]["parameters"]
     props = params.get("properties", {})
     for key in params.get("required", []):
@@ -96,9 +92,8 @@ def misfit(arguments: dict, tool: dict[str, Any]) -> str | None:
 
 
 def xml_call(block: str, tool: dict[str, Any] | None) -> dict | None:
-    """One Qwen3.5-style call, ``<function=NAME><parameter=KEY>value</parameter>...</function>``, as
-    ``{"name", "arguments"}`` (05, 14). A value is text; where the tool does not declare it a string,
-    JSON text becomes its JSON value (``[540, 1200]`` a list), as vLLM's ``qwen3_coder`` parser does."""
+    """A Qwen3.5 call, ``<function=NAME><parameter=KEY>value</parameter>...``, as ``{"name", "arguments"}``;
+    a value not declared a string is decoded as JSON, as vLLM's ``qwen3_coder`` parser does (05, 14)."""
     head = re.match(r"<function=([^>\n]+)>", block)
     if head is None:
         return None
@@ -118,11 +113,8 @@ def xml_call(block: str, tool: dict[str, Any] | None) -> dict | None:
 
 
 def parse_tool_calls(text: str, tools: list[dict[str, Any]] | None = None) -> list[dict]:
-    """Every ``<tool_call>`` in a reply as ``{"name": ..., "arguments": {...}}``, in order (05): after a
-    Thought/Action preamble, several per reply, arguments as a JSON string, the last one cut off by the
-    budget (json-repair), or in Qwen3.5's XML (``xml_call``). Each call must fit its tool's schema
-    (``tools``; by default the official ``mobile_use`` and ``computer_use``, other names unchecked): a
-    misfit such as a repaired ``"coordinate": [500]``, or no usable call, raises ``ParseError`` quoting the text."""
+    """Every ``<tool_call>`` (JSON, arguments as a string, cut off, or Qwen3.5's XML) as ``{"name", "arguments"}``,
+    each fitting its tool in ``tools`` (default: the official two); else ``ParseError`` quoting the text (05)."""
     from json_repair import repair_json
 
     from cookbook.kit.replies import json_ready
@@ -177,11 +169,8 @@ from cookbook.kit.gui_env import Screen
 
 
 def to_css(coordinate: list[float], screen: Screen, scale: int) -> tuple[float, float]:
-    """A model point on its declared ``scale`` x ``scale`` screen as CSS pixels of ``screen`` (05).
-
-    The point is relative to the whole screenshot, so neither the device scale nor the processor's
-    resize changes it; Playwright's mouse and touch take CSS pixels, so that is where it lands.
-    """
+    """A model point on its declared ``scale`` x ``scale`` screen as CSS pixels of ``screen``, where
+    Playwright acts: relative to the whole screenshot, so neither device scale nor resize changes it (05)."""
     if not (isinstance(coordinate, (list, tuple)) and len(coordinate) == 2):
         raise ValueError(f"coordinate {coordinate!r}: expected [x, y]")
     try:
@@ -228,8 +217,7 @@ class Outcome:
 
 
 def number(args: dict, key: str, default: float | None, low: float, high: float) -> float:
-    """The model's ``args[key]`` (``default`` when absent) as a float capped to [low, high]; a
-    ``ValueError`` naming the key for NaN, infinity or anything that is not a number (05)."""
+    """``args[key]`` (or ``default``) as a float capped to [low, high]; ValueError for NaN, inf, non-numbers (05)."""
     value = args.get(key, default)
     try:
         x = math.nan if isinstance(value, bool) else float(value)
@@ -241,11 +229,7 @@ def number(args: dict, key: str, default: float | None, low: float, high: float)
 
 
 async def perform(page: Any, screen: Screen, space: str, args: dict, cursor: list[float]) -> None:
-    """Carry out one action's arguments with Playwright's mouse, touchscreen and keyboard (05).
-
-    ``cursor`` holds the mouse position in CSS pixels (``left_click_drag`` starts there); it is
-    updated in place, as a real cursor would move.
-    """
+    """One action with Playwright's mouse, touchscreen and keyboard; ``cursor`` (CSS pixels) moves in place (05)."""
     action, scale = args["action"], SCALE[space]
     point = to_css(args["coordinate"], screen, scale) if "coordinate" in args else None
     if point is None and action in ("click", "left_click", "right_click", "middle_click", "double_click",
@@ -278,8 +262,6 @@ async def perform(page: Any, screen: Screen, space: str, args: dict, cursor: lis
             await page.mouse.move(*point)
         pixels = number(args, "pixels", None, -MAX_SCROLL_PX, MAX_SCROLL_PX)
         await page.mouse.wheel(pixels if action == "hscroll" else 0, -pixels if action == "scroll" else 0)
-    elif action == "mouse_move":
-        pass  # moved above
     elif action == "left_click_drag":  # from where the cursor is to `coordinate`
         await page.mouse.move(*cursor)
         await page.mouse.down()
@@ -310,7 +292,7 @@ async def perform(page: Any, screen: Screen, space: str, args: dict, cursor: lis
             raise ValueError(f"system_button {button!r}: a browser sandbox has no {button} button")
     elif action == "wait":
         await asyncio.sleep(number(args, "time", 1.0, 0.0, MAX_WAIT_S))
-    else:
+    elif action != "mouse_move":  # a mouse_move moved above
         raise ValueError(f"action {action!r} has no mapping here")
 
 
@@ -383,8 +365,7 @@ MAX_NESTING = 8  # a real reply nests 4 deep: [{"arguments": {"coordinate": [x, 
 
 
 def nesting(value: Any, limit: int) -> int:
-    """How deep lists and dicts nest in ``value``, counted level by level without recursion, and
-    no further than ``limit + 1`` (05)."""
+    """How deep lists and dicts nest in ``value``, level by level without recursion, up to ``limit + 1`` (05)."""
     depth, level = 0, [value]
     while depth <= limit:
         containers = [item for item in level if isinstance(item, (list, dict))]
@@ -503,12 +484,8 @@ from cookbook.kit.gui_env import Observation, Policy
 
 
 def openai_policy(client: Any, model: str, tool: dict, max_tokens: int, image_tokens: int) -> Policy:
-    """A policy backed by any OpenAI-compatible server: the tool goes in the official system prompt,
-    as the mobile-agent cookbook sends it, and the calls come back as ``<tool_call>`` text (05).
-
-    Should a server return ``message.tool_calls`` anyway, they are written back as ``<tool_call>``
-    blocks, so one parser reads both.
-    """
+    """A policy backed by an OpenAI-compatible server, the tool in the official system prompt; any
+    ``message.tool_calls`` are written back as ``<tool_call>`` text, so one parser reads both (05)."""
     from cookbook.kit.messages import to_openai
 
     async def policy(obs: Observation) -> str:

@@ -12,8 +12,8 @@ class ParseError(ValueError):
 
 
 def extract_html(text: str) -> str:
-    """The HTML in a model's answer: the last fenced code block (an unclosed fence counts), else a
-    bare document; a ``ParseError`` (a ``ValueError``) quoting the text when there is none (06)."""
+    """The HTML in an answer: the last fenced code block (unclosed counts), else a bare document; else a
+    ``ParseError`` (a ``ValueError``) quoting the text (06)."""
     import re
 
     from cookbook.kit.replies import bounded
@@ -70,11 +70,8 @@ class Render:
 
 
 async def read_blocks(page: Any, width: int, height: int) -> list[Block]:
-    """The visible text runs of a rendered page, read from its DOM (not OCR) (06).
-
-    One block per text node: its words, the box of its glyphs in page pixels divided by the
-    screenshot's size, and its computed CSS colour. Blocks below ``height`` are dropped.
-    """
+    """One block per visible text node, read from the DOM (not OCR): its words, its glyphs' box over the
+    screenshot's size, its computed colour; blocks below ``height`` are dropped (06)."""
     import re
 
     runs = await page.evaluate("""() => {
@@ -123,10 +120,8 @@ async def render(browser: Any, html: str, *, width: int = WIDTH, height: int = H
     page = await chromium.new_page(browser, width=width, height=height, javascript=False, allow=())
     try:
         async with asyncio.timeout(timeout_s):
-            # Chromium follows <meta http-equiv="refresh"> even with JavaScript off, and acts on
-            # resource hints (a prefetch is a whole GET) and pings below the request router: parse
-            # the page with the browser's own parser (which runs nothing) and drop them first, in
-            # the pages of srcdoc frames too. The proxy in `new_page` refuses whatever is left.
+            # Chromium follows meta refresh with JavaScript off, and resource hints and pings bypass the request
+            # router: the browser's own parser (which runs nothing) drops them, in srcdoc frames too.
             clean = await page.evaluate("""(html) => {
                 const ahead = ["preconnect", "dns-prefetch", "prefetch", "preload", "modulepreload", "prerender"];
                 const clean = (source) => {
@@ -299,8 +294,7 @@ from collections.abc import Callable
 
 
 def feedback(score: Score, limit: int = 8) -> str:
-    """What differs, in words the model can act on: missing and extra text, moved and recoloured
-    blocks (06)."""
+    """What differs, in words the model can act on: missing and extra text, moved and recoloured blocks (06)."""
     lines = []
     for b in score.missing[:limit]:
         lines.append(f'- missing text "{b.text}" at x={b.box[0]:.0%}, y={b.box[1]:.0%} of the page')

@@ -49,12 +49,9 @@ class ParseError(ValueError):
 
 
 def parse_html(text: str, width: int, height: int, scale: float | tuple[float, float] = SCALE) -> list[dict]:
-    """Elements of a ``qwenvl html`` answer with ``data-bbox="x1 y1 x2 y2"``, each ``{"label": tag,
-    "class", "text", "box"}`` in pixels of a ``width`` x ``height`` page, fenced or bare, cut off or not (09).
-    Qwen3-VL writes ``<div class="text|image|table" data-bbox>`` on a 0-1000 grid, a table as a plain
-    ``<table>`` inside ``<div class="table">``: a boxed element that is or holds a table keeps its
-    ``html``. Qwen2.5-VL boxed ``<h1>``, ``<p>``... in pixels of its input: pass that (width, height)
-    as ``scale``."""
+    """Each ``data-bbox`` element of a ``qwenvl html`` answer (fenced or bare, cut off or not) as ``{"label",
+    "class", "text", "box"}`` in page pixels, plus ``html`` when it is or holds a table. Qwen2.5-VL boxed in
+    pixels of its input: pass that (width, height) as ``scale`` (09)."""
     from bs4 import BeautifulSoup, CData, NavigableString, Tag
 
     from cookbook.kit.replies import bounded
@@ -62,13 +59,11 @@ def parse_html(text: str, width: int, height: int, scale: float | tuple[float, f
     text = bounded(text, ParseError)
     sx, sy = (scale, scale) if isinstance(scale, (int, float)) else scale
     fence = re.search(r"```(?:html)?\s*(.*?)(?:```|$)", text, re.S)
-    # Python's html.parser rescans a tag that no ">" closes at every later "<" (quadratic): such a
-    # "<" (a cut-off tag, a "<" in prose) is text, so it is escaped first.
+    # html.parser rescans an unclosed tag at every later "<" (quadratic): such a "<" is text, escaped first.
     body = re.sub(r"<(?=[^<>]*+(?:<|\Z))", "&lt;", fence.group(1) if fence else text)
     soup = BeautifulSoup(body, "html.parser")
-    # One walk over the tree: each string goes to the innermost boxed element around it, and each
-    # table to the innermost one holding it. A forgotten </div> then costs no more than the rest
-    # of the text, instead of repeating it in every element's text (quadratic).
+    # One walk: each string and table goes to the innermost boxed element around it (linear, even when a
+    # forgotten </div> nests everything).
     found, owners, todo = [], [], list(reversed(soup.contents))
     while todo:
         node = todo.pop()
@@ -137,9 +132,8 @@ _TABLE_TOKENS = re.compile(r"<(/?)(table|tr|td|th)\b([^<>]*)>|<[^<>]*>|([^<]+)",
 
 
 def _html_rows(text: str) -> list[list[str]]:
-    """The rows of the first HTML table in ``text``, read in one pass over its tags. A new ``<tr>``
-    or ``<td>`` closes the open one, as browsers do (an HTML parser nests unclosed cells instead, and
-    reading them is cubic); ``colspan`` counts to at most 1000, the HTML limit."""
+    """The rows of the first HTML table, in one pass: a new ``<tr>`` or ``<td>`` closes the open one, as
+    browsers do (nesting unclosed cells is cubic); ``colspan`` counts to at most 1000, the HTML limit."""
     from html import unescape
 
     rows, row, cell, depth = [], None, None, 0
@@ -243,9 +237,8 @@ def parse_fields(text: str, schema: Any) -> Any:
 
 
 def extract_fields(ask: Callable[[list[dict]], str], image: Any, schema: Any) -> Any:
-    """Key fields of a document as a validated ``schema`` instance, asked with the OCR cookbook's prompt;
-    ``ask(messages)`` returns the answer's text. An invalid answer gets ONE repair request showing the
-    error; if that fails too, ``FieldsError`` quotes both answers (09)."""
+    """A document's key fields as a ``schema`` instance; ``ask(messages)`` returns the answer's text. An
+    invalid answer gets ONE repair request; if that fails too, ``FieldsError`` quotes both answers (09)."""
     from cookbook.kit.messages import assistant, user
 
     keys = json.dumps({name: "" for name in schema.model_fields}, ensure_ascii=False)
@@ -272,8 +265,7 @@ from typing import Any
 
 
 def pdf_pages(path: str | Path, dpi: int = 144) -> list[Any]:
-    """Every page of a PDF rendered to a PIL image with pypdfium2, at ``dpi`` dots per inch (09).
-    A file PDFium cannot read raises the cookbook's ``InputError`` naming it."""
+    """Every page of a PDF as a PIL image at ``dpi`` (pypdfium2); an unreadable file raises ``InputError`` (09)."""
     import pypdfium2 as pdfium
 
     from cookbook.kit.messages import InputError
@@ -317,8 +309,7 @@ def _normalise(text: str, language: str) -> str:
 
 
 def edit_distance(pred: str, truth: str, language: str = "en") -> float:
-    """OmniDocBench's normalised edit distance: Levenshtein(pred, truth) / the longer length,
-    0 is perfect, 1 is nothing in common; whitespace normalised first (09)."""
+    """OmniDocBench's normalised edit distance: Levenshtein / the longer length, 0 is perfect (09)."""
     from rapidfuzz.distance import Levenshtein
 
     return Levenshtein.normalized_distance(_normalise(pred, language), _normalise(truth, language))
