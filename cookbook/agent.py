@@ -348,6 +348,7 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
+from typing import Any
 
 from cookbook.kit.gui_env import Observation, Policy, Screen, Step, Task, Trajectory, app_state, open_app, screenshot
 from cookbook.kit.gui_tools import COMPUTER_ACTIONS, MOBILE_ACTIONS
@@ -356,9 +357,7 @@ from cookbook.kit.gui_tools import COMPUTER_ACTIONS, MOBILE_ACTIONS
 def history_line(text: str, calls: list[dict]) -> str:
     """One ``Task progress`` entry: the model's ``Action:`` line if it wrote one, else the call's JSON (05)."""
     m = re.search(r"Action:\s*(.+)", text)
-    if m:
-        return m.group(1).strip()
-    return "; ".join(json.dumps(c["arguments"], ensure_ascii=False) for c in calls)
+    return m.group(1).strip() if m else "; ".join(json.dumps(c["arguments"], ensure_ascii=False) for c in calls)
 
 
 MAX_NESTING = 8  # a real reply nests 4 deep: [{"arguments": {"coordinate": [x, y]}}]
