@@ -112,16 +112,11 @@ class VllmPlan(Pretty):
 
     def command(self, host: str = "127.0.0.1", port: int = 8000) -> list[str]:
         """``vllm serve`` argv (pass to subprocess; no shell quoting needed)."""
-        argv = ["vllm", "serve", self.model]
-        for f in self.flags:
-            argv += f.argv()
-        return argv + ["--host", host, "--port", str(port)]
+        return ["vllm", "serve", self.model, *(w for f in self.flags for w in f.argv()), "--host", host, "--port", str(port)]
 
     def shell(self, host: str = "127.0.0.1", port: int = 8000) -> str:
         """The command as you would type it, one flag per line."""
-        lines = [f"vllm serve {self.model}"]
-        lines += [" ".join(shlex.quote(w) for w in f.argv()) for f in self.flags]
-        lines.append(f"--host {host} --port {port}")
+        lines = [f"vllm serve {self.model}", *(shlex.join(f.argv()) for f in self.flags), f"--host {host} --port {port}"]
         return " \\\n  ".join(lines)
 
     def llm_kwargs(self, prompts: list[dict] | None = None) -> dict[str, Any]:
@@ -142,16 +137,13 @@ class VllmPlan(Pretty):
         if self.value("--gpu-memory-utilization"):  # a GPU plan; on CPU the KV cache is VLLM_CPU_KVCACHE_SPACE
             kw["gpu_memory_utilization"] = float(self.value("--gpu-memory-utilization"))
         kw |= {"max_model_len": self.max_model_len, "limit_mm_per_prompt": limit}
-        for flag in ("--mm-processor-kwargs", "--hf-overrides"):
-            if self.value(flag):
-                kw[flag[2:].replace("-", "_")] = json.loads(self.value(flag))
-        for flag in ("--mm-encoder-tp-mode", "--kv-cache-dtype", "--moe-backend", "--dtype",
-                     "--distributed-executor-backend"):
-            if self.value(flag):
-                kw[flag[2:].replace("-", "_")] = self.value(flag)
-        for flag in ("--enable-expert-parallel", "--async-scheduling", "--enforce-eager"):
-            if any(f.name == flag for f in self.flags):
-                kw[flag[2:].replace("-", "_")] = True
+        for f in self.flags:
+            if f.name in ("--mm-processor-kwargs", "--hf-overrides"):
+                kw[f.name[2:].replace("-", "_")] = json.loads(f.value)
+            elif f.name in ("--mm-encoder-tp-mode", "--kv-cache-dtype", "--moe-backend", "--dtype",
+                            "--distributed-executor-backend", "--enable-expert-parallel", "--async-scheduling",
+                            "--enforce-eager"):
+                kw[f.name[2:].replace("-", "_")] = True if f.value is None else f.value
         return kw | {"seed": 0}
 
     def llm_call(self, prompts: list[dict] | None = None) -> str:
@@ -199,21 +191,10 @@ def vllm_plan(hw: Hardware, model: str, *, images: int = 4, videos: int = 1, tex
         Flag("--gpu-memory-utilization", f"{gpu_memory_utilization:g}", "share of each GPU vLLM takes (weights + KV cache)."),
         Flag("--max-model-len", str(length), "two requests of this length fit the KV cache; the default 262144 "
              "(256K) would not start." if max_model_len is None else "set by you."),
-        Flag("--language-model-only", None, "text only: every modality's limit is 0, so nothing is reserved for "
-             "the vision encoder's inputs (vLLM's MultiModalConfig; the vLLM recipe's text_only feature).")
-        if text_only else
-        Flag("--limit-mm-per-prompt", json.dumps({"image": images, "video": videos}),
-             "items per request; vLLM reserves memory for this many at start-up."),
     ]
-    if not text_only:
-        pixels = pixel_budget(length, images, videos)
-        flags.append(Flag("--mm-processor-kwargs", json.dumps({"size": {"longest_edge": pixels, "shortest_edge": 4096}}),
-                          f"at most {pixels // 1024:,} tokens per image ({pixels // 2048:,} per video): {images} "
-                          f"image(s) + {videos} video(s) + {TEXT_RESERVE} text tokens fit {length:,} (vLLM PR #34402)."))
-    if videos:
-        flags.append(Flag("--media-io-kwargs", json.dumps({"video": {"num_frames": -1}}),
-                          "no 32-frame pre-sampling of a video_url: vLLM samples it at the model's 2 fps and keeps the "
-                          "real frame indices, so the <t seconds> stamps are right (measured on vLLM 0.32)."))
+    flags += [Flag("--language-model-only", None, "text only: every modality's limit is 0, so nothing is reserved "
+                   "for the vision encoder's inputs (vLLM's MultiModalConfig; the vLLM recipe's text_only feature).")
+              ] if text_only else media_flags(images, videos, length)
     if f.tensor_parallel > 1:
         flags.append(Flag("--mm-encoder-tp-mode", "data", "a whole vision encoder per GPU instead of a split one "
                           "(Qwen3-VL README, vLLM recipe): small encoder, less communication."))
@@ -242,6 +223,21 @@ def vllm_plan(hw: Hardware, model: str, *, images: int = 4, videos: int = 1, tex
                           "2-3); --rope-scaling, the README's older form, is gone from vLLM 0.33. Needs "
                           "VLLM_ALLOW_LONG_MAX_MODEL_LEN=1."))
     return VllmPlan(ck.id, f, length, {"image": images, "video": videos}, tuple(flags), tuple(notes))
+
+
+def media_flags(images: int, videos: int, max_model_len: int) -> list[Flag]:
+    """The flags that size a request's images and videos, the same on GPU and CPU."""
+    pixels = pixel_budget(max_model_len, images, videos)
+    flags = [Flag("--limit-mm-per-prompt", json.dumps({"image": images, "video": videos}),
+                  "items per request; vLLM reserves memory for this many at start-up."),
+             Flag("--mm-processor-kwargs", json.dumps({"size": {"longest_edge": pixels, "shortest_edge": 4096}}),
+                  f"at most {pixels // 1024:,} tokens per image ({pixels // 2048:,} per video): {images} image(s) + "
+                  f"{videos} video(s) + {TEXT_RESERVE} text tokens fit {max_model_len:,} (vLLM PR #34402).")]
+    if videos:
+        flags.append(Flag("--media-io-kwargs", json.dumps({"video": {"num_frames": -1}}),
+                          "no 32-frame pre-sampling of a video_url: vLLM samples it at the model's 2 fps and keeps the "
+                          "real frame indices, so the <t seconds> stamps are right (measured on vLLM 0.32)."))
+    return flags
 
 
 def answer_flags(*, reasoning: bool, tools: bool, served_name: str | None) -> list[Flag]:
@@ -275,8 +271,6 @@ def cpu_plan(model: str, *, images: int = 2, videos: int = 1, max_model_len: int
              kv_cache_gib: int = CPU_KV_CACHE_GIB) -> VllmPlan:
     """``vllm serve`` flags for vLLM's CPU build (``make vllm`` without a GPU), each with its reason, and the
     GPU flags it leaves out, each with why they mean nothing here."""
-    images, videos = max(0, images), max(0, videos)
-    pixels = pixel_budget(max_model_len, images, videos)
     flags = [
         Flag("--max-model-len", str(max_model_len), "a short context: the CPU KV cache is a few GiB of RAM."),
         Flag("--dtype", dtype, "the weights' own precision; vLLM would cast float32 to bfloat16, which CPUs "
@@ -285,17 +279,8 @@ def cpu_plan(model: str, *, images: int = 2, videos: int = 1, max_model_len: int
              "it also disables CUDA graphs."),
         Flag("--distributed-executor-backend", "uni", "the model runs in the engine process: one process less "
              "to start (one device, nothing to distribute)."),
-        Flag("--limit-mm-per-prompt", json.dumps({"image": images, "video": videos}),
-             "items per request; vLLM reserves memory for this many at start-up."),
-        Flag("--mm-processor-kwargs", json.dumps({"size": {"longest_edge": pixels, "shortest_edge": 4096}}),
-             f"at most {pixels // 1024:,} tokens per image: {images} image(s) + {videos} video(s) + {TEXT_RESERVE} "
-             f"text tokens fit {max_model_len:,}; also keeps the start-up profiling image small."),
+        *media_flags(images := max(0, images), videos := max(0, videos), max_model_len),
     ]
-    if videos:
-        flags.append(Flag("--media-io-kwargs", json.dumps({"video": {"num_frames": -1}}),
-                          "no fixed frame count: vLLM 0.32's Qwen3-VL video loader samples a video_url at 2 frames "
-                          "per second and passes the real frame indices on (a 3 s clip at 10 fps: frames 0, 6, 12, "
-                          "17, 23, 29)."))
     flags.append(Flag("--structured-outputs-config", json.dumps({"backend": "xgrammar", "disable_any_whitespace": True}),
                       "JSON answers (response_format, tool_choice='required') without free whitespace: a weak model "
                       "can otherwise fill max_tokens with blank lines inside valid JSON."))

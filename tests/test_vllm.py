@@ -67,7 +67,7 @@ def test_a_video_request_is_decoded_and_sampled_by_its_length(instruct, tmp_path
         [cb.messages.user("What moves in this video?")]))
     sent = []
     for seconds in (2.0, 4.0):  # vLLM samples 2 frames per second: twice the clip, twice the video tokens
-        clip = cb.video.write_clip(tmp_path / f"clip{seconds:g}.mp4", seconds=seconds, fps=10, size=(320, 240))
+        clip = cb.kit.clips.write_clip(tmp_path / f"clip{seconds:g}.mp4", seconds=seconds, fps=10, size=(320, 240))
         r = client.chat.completions.create(
             model=server.model, max_tokens=1,
             messages=cb.messages.to_openai([cb.messages.user(cb.messages.video(str(clip)), "What moves in this video?")]))
