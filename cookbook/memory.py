@@ -76,25 +76,14 @@ def parameters(config: Any) -> Params:
 
 def count_parameters(model: Any) -> Params:
     """The same breakdown counted from a real (or meta-device) model's named parameters."""
-    parts = dict.fromkeys(("vision", "embeddings", "attention", "mlp", "experts", "router", "norms", "lm_head"), 0)
+    rules = (("vision", lambda n: ".visual." in f".{n}"), ("embeddings", lambda n: "embed_tokens" in n),
+             ("lm_head", lambda n: n.startswith("lm_head")), ("norms", lambda n: "norm" in n.rsplit(".", 2)[-2]),
+             ("attention", lambda n: ".self_attn." in n), ("experts", lambda n: ".mlp.experts." in n),
+             ("router", lambda n: n.endswith(".mlp.gate.weight")), ("mlp", lambda n: ".mlp." in n))
+    parts = dict.fromkeys((part for part, _ in rules), 0)
     for name, p in model.named_parameters():  # tied weights are listed once
-        if ".visual." in f".{name}":
-            part = "vision"
-        elif "embed_tokens" in name:
-            part = "embeddings"
-        elif name.startswith("lm_head"):
-            part = "lm_head"
-        elif "norm" in name.rsplit(".", 2)[-2]:
-            part = "norms"
-        elif ".self_attn." in name:
-            part = "attention"
-        elif ".mlp.experts." in name:
-            part = "experts"
-        elif name.endswith(".mlp.gate.weight"):
-            part = "router"
-        elif ".mlp." in name:
-            part = "mlp"
-        else:
+        part = next((part for part, rule in rules if rule(name)), None)
+        if part is None:
             raise ValueError(f"unexpected parameter {name}")
         parts[part] += p.numel()
     return Params(**parts)

@@ -31,16 +31,13 @@ SUCCESSOR_FAMILY: dict[str, dict[str, Any]] = {
 
 
 def layer_map(config: Any) -> list[str]:
-    """Each decoder layer's kind, from ``text_config.layer_types``: ``linear_attention`` (Gated DeltaNet)
-    or ``full_attention`` (gated softmax attention) (14)."""
-    text = getattr(config, "text_config", config)
-    return list(text.layer_types)
+    """Each decoder layer's kind: ``linear_attention`` (Gated DeltaNet) or ``full_attention`` (gated softmax)."""
+    return list(getattr(config, "text_config", config).layer_types)
 
 
 def cache_bytes(config: Any, tokens: int, batch: int = 1, dtype_bytes: int = 2, state_bytes: int = 4) -> dict[str, int]:
-    """The generation cache of a Qwen3.5 model by part, in bytes (14): keys and values only on the
-    full-attention layers, growing with ``tokens``; on each linear-attention layer a convolution window
-    (in the model's dtype) and a recurrent state (float32 in transformers' reference kernel), fixed."""
+    """The generation cache of a Qwen3.5 model by part, in bytes: keys and values on the full-attention layers
+    (growing with ``tokens``); a convolution window and a float32 recurrent state per DeltaNet layer (fixed)."""
     text = getattr(config, "text_config", config)
     kinds = layer_map(config)
     full, linear = kinds.count("full_attention"), kinds.count("linear_attention")
@@ -54,8 +51,7 @@ def cache_bytes(config: Any, tokens: int, batch: int = 1, dtype_bytes: int = 2, 
 
 
 def measured_cache_bytes(cache: Any) -> dict[str, int]:
-    """The same parts counted from a transformers cache after a forward pass (14): ``keys``/``values`` of
-    attention layers, ``conv_states``/``recurrent_states`` of linear-attention layers."""
+    """The same parts counted from a transformers cache after a forward pass."""
     out = {"kv": 0, "conv": 0, "recurrent": 0}
     for layer in cache.layers:
         parts = {"kv": [getattr(layer, "keys", None), getattr(layer, "values", None)],
@@ -68,10 +64,8 @@ def measured_cache_bytes(cache: Any) -> dict[str, int]:
 
 
 def text_parameters(config: Any) -> dict[str, int]:
-    """Parameters of a Qwen3.5 text backbone by part, from its config (14). A full-attention layer's
-    ``q_proj`` is twice as wide (it also yields the output gate); a DeltaNet layer has ``in_proj_qkv``,
-    ``in_proj_z``, ``in_proj_b``/``in_proj_a`` (one per value head), a depthwise ``conv1d``, ``A_log``,
-    ``dt_bias``, a gated norm and ``out_proj`` (transformers' ``modeling_qwen3_5.py``)."""
+    """Parameters of a Qwen3.5 text backbone by part (``modeling_qwen3_5.py``): a full-attention ``q_proj`` is
+    twice as wide (it yields the output gate too); a DeltaNet layer has its own projections, conv and norm."""
     t = getattr(config, "text_config", config)
     tie = getattr(config, "tie_word_embeddings", t.tie_word_embeddings)
     kinds = layer_map(config)
@@ -157,9 +151,7 @@ import shlex
 
 def vllm_command(model: str, *, tools: bool = True, text_only: bool = False, mtp_tokens: int = 0,
                  extra: tuple[str, ...] = ()) -> str:
-    """The ``vllm serve`` line for a Qwen3.5/3.6/3.8 checkpoint, with the flags of vLLM's Qwen3.5 recipe
-    (14): the ``qwen3`` reasoning parser, the ``qwen3_coder`` parser for the XML tool calls,
-    ``--language-model-only`` to skip the vision encoder, MTP speculative decoding."""
+    """The ``vllm serve`` line for a Qwen3.5/3.6/3.8 checkpoint with the flags of vLLM's Qwen3.5 recipe."""
     args = ["vllm", "serve", model, "--reasoning-parser", "qwen3"]
     if tools:
         args += ["--enable-auto-tool-choice", "--tool-call-parser", "qwen3_coder"]
