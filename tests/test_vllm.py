@@ -145,7 +145,7 @@ def test_too_many_images_is_a_clear_error(instruct):
     three = cb.messages.to_openai([cb.messages.user(PHOTO, PHOTO, PHOTO, "Compare them.")])
     with pytest.raises(openai.BadRequestError) as info:
         client.chat.completions.create(model=server.model, messages=three, max_tokens=2)
-    explained = cb.client.explain(info.value, client, server.model)
+    explained = cb.kit.client.explain(info.value, client, server.model)
     assert explained.kind == "too many items", explained
     assert "--limit-mm-per-prompt" in str(explained)
 
@@ -155,7 +155,7 @@ def test_context_overflow_is_a_clear_error(instruct):
     long = " ".join(["cat"] * 5000)  # > 4096 tokens
     with pytest.raises(openai.BadRequestError) as info:
         client.chat.completions.create(model=server.model, messages=[{"role": "user", "content": long}], max_tokens=2)
-    assert cb.client.explain(info.value, client, server.model).kind == "context too long"
+    assert cb.kit.client.explain(info.value, client, server.model).kind == "context too long"
 
 
 @pytest.fixture(scope="module")
