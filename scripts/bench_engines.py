@@ -1,6 +1,6 @@
 """`make bench`: batched `model.generate`, `transformers serve` and vLLM side by side, in one run (issue 22).
 
-Same requests for every engine (cb.bench.workload: a generated picture and a question each, none repeated
+Same requests for every engine (cb.kit.bench.workload: a generated picture and a question each, none repeated
 within an engine), the same fixed output length (vLLM: ignore_eos + min_tokens; generate: min_new_tokens;
 transformers serve takes no such field, so its mean output length is printed), warm-up excluded, engines
 measured one after the other, never at the same time. Prints throughput, TTFT and inter-token latency, and the
@@ -113,7 +113,7 @@ def main(argv: list[str] | None = None) -> int:
     cols = ("server", "concurrency", "ok", "output_tokens_per_s", "mean_output_tokens", "ttft_p50", "itl_p50",
             "latency_p50")
     print()
-    print(cb.show.table([{k: r.as_dict()[k] for k in cols} for r in rows]))
+    print(cb.table([{k: r.as_dict()[k] for k in cols} for r in rows]))
     print(f"\nversions: python {sys.version.split()[0]}, torch {version('torch')}, "
           f"transformers {version('transformers')}{vllm_versions}")
     for num, den in (("vllm serve", "transformers serve"), ("vllm serve", "generate (batched)"),

@@ -75,7 +75,7 @@ def test_fixed_length_only_where_the_server_has_it():
 def server(tmp_path_factory):
     from cookbook.runtime import server as sv
 
-    with sv.start(cb.tiny.build(), log_dir=tmp_path_factory.mktemp("logs"), threads=1) as s:
+    with sv.start(cb.kit.tiny.build(), log_dir=tmp_path_factory.mktemp("logs"), threads=1) as s:
         yield s
 
 

@@ -8,7 +8,7 @@ import pytest
 
 import cookbook as cb
 
-pytestmark = pytest.mark.skipif(cb.browser.chromium_executable() is None, reason=cb.browser.INSTALL_HINT)
+pytestmark = pytest.mark.skipif(cb.kit.browser.chromium_executable() is None, reason=cb.kit.browser.INSTALL_HINT)
 
 
 def test_outside_requests_are_aborted_and_listed(tmp_path):
@@ -20,14 +20,14 @@ def test_outside_requests_are_aborted_and_listed(tmp_path):
     (tmp_path / "index.html").write_text(page_html)
 
     async def run():
-        with cb.assets.serve(tmp_path) as base:
-            async with cb.browser.launch() as browser:
-                page = await cb.browser.new_page(browser, width=400, height=300, allow=(base,))
+        with cb.kit.assets.serve(tmp_path) as base:
+            async with cb.kit.browser.launch() as browser:
+                page = await cb.kit.browser.new_page(browser, width=400, height=300, allow=(base,))
                 seen = []
                 page.on("requestfinished", lambda r: seen.append(r.url))
                 await page.goto(f"{base}/index.html", wait_until="load")
                 text = await page.inner_text("#t")
-                return base, text, seen, cb.browser.blocked(page)
+                return base, text, seen, cb.kit.browser.blocked(page)
 
     base, text, finished, refused = asyncio.run(run())
     assert text == "hello"
@@ -38,8 +38,8 @@ def test_outside_requests_are_aborted_and_listed(tmp_path):
 
 def test_javascript_off_and_viewport():
     async def run():
-        async with cb.browser.launch() as browser:
-            page = await cb.browser.new_page(browser, width=390, height=844, scale=3, mobile=True, javascript=False)
+        async with cb.kit.browser.launch() as browser:
+            page = await cb.kit.browser.new_page(browser, width=390, height=844, scale=3, mobile=True, javascript=False)
             await page.set_content('<p id="p">static</p><script>document.getElementById("p").textContent="ran"</script>')
             png = await page.screenshot()
             return await page.inner_text("#p"), page.viewport_size, png
@@ -56,5 +56,5 @@ def test_javascript_off_and_viewport():
 
 
 def test_main_names_the_browser(capsys):
-    assert cb.browser.main() == 0
+    assert cb.kit.browser.main() == 0
     assert "Chromium:" in capsys.readouterr().out

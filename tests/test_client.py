@@ -21,7 +21,7 @@ CHELSEA = os.path.join(ROOT, "assets", "chelsea.jpg")
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    with sv.start(cb.tiny.build(), log_dir=tmp_path_factory.mktemp("logs"), threads=1) as s:
+    with sv.start(cb.kit.tiny.build(), log_dir=tmp_path_factory.mktemp("logs"), threads=1) as s:
         yield s
 
 

@@ -183,16 +183,20 @@ def test_smart_resize_with_frames_matches_the_real_video_processor(frames, w, h)
 
 @pytest.mark.parametrize("bounds", [(m.IMAGE_MIN_PIXELS, m.IMAGE_MAX_PIXELS), (4 * 32 * 32, 256 * 32 * 32),
                                     (56 * 56, 14 * 14 * 4 * 1280)])
-def test_smart_resize_equals_qwen_vl_utils_for_single_images(bounds):
-    """ONE resize rule: for one image ours is qwen-vl-utils' smart_resize (factor 32)."""
+def test_smart_resize_equals_qwen_vl_utils_and_the_processor_for_single_images(bounds):
+    """ONE resize rule: for one image ours (03) is qwen-vl-utils' smart_resize and the processor's own
+    (transformers, which cb.messages.image uses), factor 32."""
     from qwen_vl_utils.vision_process import smart_resize as reference
+    from transformers.models.qwen2_vl.image_processing_qwen2_vl import smart_resize as processor_rule
 
     lo, hi = bounds
     for h in (32, 33, 50, 100, 224, 479, 720, 1080, 1500, 4000, 9000):
         for w in (32, 47, 64, 300, 640, 1001, 1920, 3000, 8000):
             if max(h, w) / min(h, w) > 200:
                 continue
-            assert m.smart_resize(h, w, 32, lo, hi) == reference(h, w, factor=32, min_pixels=lo, max_pixels=hi), (h, w)
+            ours = m.smart_resize(h, w, 32, lo, hi)
+            assert ours == reference(h, w, factor=32, min_pixels=lo, max_pixels=hi), (h, w)
+            assert ours == processor_rule(h, w, factor=32, min_pixels=lo, max_pixels=hi), (h, w)
 
 
 def test_estimate_adds_up():

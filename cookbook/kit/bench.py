@@ -117,7 +117,7 @@ class Row:
     itl_p50: float | None = None  # median over requests of each one's mean inter-token latency
 
     def as_dict(self) -> dict[str, Any]:
-        """The row as a plain dict, floats rounded to 3 decimals (for ``cb.show.table``, pandas or JSON)."""
+        """The row as a plain dict, floats rounded to 3 decimals (for ``cb.table``, pandas or JSON)."""
         return {k: round(v, 3) if isinstance(v, float) else v for k, v in asdict(self).items()}
 
 

@@ -61,7 +61,7 @@ def _text(err: Any) -> str:
 
 
 def explain(err: Exception, client: Any = None, model: str | None = None) -> ClientError:
-    """A failed SDK call as a ``ClientError`` whose message names the fix; ``raise cb.client.explain(err) from err`` (04)."""
+    """A failed SDK call as a ``ClientError`` whose message names the fix; ``raise cb.kit.client.explain(err) from err`` (04)."""
     import openai
 
     url = str(getattr(client, "base_url", "") or "the server")
@@ -71,7 +71,7 @@ def explain(err: Exception, client: Any = None, model: str | None = None) -> Cli
                            "images or fewer video frames, or read the server's log: it may be overloaded.")
     if isinstance(err, openai.APIConnectionError):
         return ClientError("not running", f"Cannot connect to {url}: nothing answers there.",
-                           "start a server (`make serve`, or cb.serving.start(model)) or fix COOKBOOK_BASE_URL: "
+                           "start a server (`make serve`, or cb.runtime.server.start(model)) or fix COOKBOOK_BASE_URL: "
                            "vLLM and transformers serve listen on port 8000, SGLang on 30000; the URL ends in /v1.")
     if not isinstance(err, openai.APIStatusError):
         return ClientError("other", f"{type(err).__name__}: {err}")

@@ -1,4 +1,4 @@
-"""The sandbox of 05: the messenger app (``cookbook/apps/messenger``, all it knows in ``window.appState``),
+"""The sandbox of 05: the messenger app (``cookbook/kit/apps/messenger``, all it knows in ``window.appState``),
 screens, tasks read from the app's state, a REFERENCE policy that reads the DOM (it proves executor and
 scorers, it is not a model), trajectories on disk and their replay as a GIF."""
 
@@ -13,7 +13,7 @@ from typing import Any
 
 from cookbook.kit.gui_tools import SCALE, tool_call_text
 
-APP = Path(__file__).resolve().parents[1] / "apps" / "messenger"
+APP = Path(__file__).resolve().parent / "apps" / "messenger"
 
 
 @dataclass(frozen=True)

@@ -254,7 +254,7 @@ def _b64decode(data: str, what: str) -> bytes:
 
 def image(src: Any, *, max_pixels: int | None = None, max_tokens: int | None = None) -> dict[str, Any]:
     """An image part, loaded now; ``max_pixels`` or ``max_tokens`` caps this one image's visual tokens (01)."""
-    from qwen_vl_utils import smart_resize  # the field's copy of the processor's resize rule
+    from transformers.models.qwen2_vl.image_processing_qwen2_vl import smart_resize  # the processor's own rule
 
     img = load_image(src)
     limit = max_pixels if max_tokens is None else max_tokens * PIXELS_PER_TOKEN
