@@ -37,16 +37,6 @@ class Checkpoint:
         kv = kv_cache_bytes(self.size, MIN_KV_TOKENS) / GIB
         return round((self.weights_gib * (1 + OVERHEAD_FRACTION) + OVERHEAD_GIB + kv) / UTILIZATION, 1)
 
-    @property
-    def min_memory_gb(self) -> float:
-        """``min_memory_gib`` in GB (1e9 bytes), to compare with ``GPU.memory_gb``."""
-        return round(self.min_memory_gib * GIB / 1e9, 1)
-
-    @property
-    def disk_gb(self) -> float:
-        """The download size in GB (1e9 bytes), as the hub shows it."""
-        return round(self.weights_gib * GIB / 1e9, 1)
-
 
 LINEUP: tuple[Checkpoint, ...] = tuple(
     Checkpoint(f"Qwen/Qwen3-VL-{size}-{variant}" + ("-FP8" if fp8 else ""), size,
@@ -65,14 +55,14 @@ def checkpoint(model: str) -> Checkpoint | None:
     return next((c for c in LINEUP if (c.size.upper(), c.variant, c.fp8) == key), None)
 
 
-def machine(name: str, advertised_gb: float, capability: tuple[int, int], count: int = 1) -> Hardware:
-    """A CUDA machine described by hand: ``count`` cards sold as ``advertised_gb`` GB (= GiB)."""
-    return Hardware("cuda", (GPU(name, advertised_gb * GIB / 1e9, capability),) * count)
+def machine(name: str, memory_gib: float, capability: tuple[int, int], count: int = 1) -> Hardware:
+    """A CUDA machine described by hand: ``count`` cards sold as ``memory_gib`` GB, which hold about that many GiB."""
+    return Hardware("cuda", (GPU(name, memory_gib, capability),) * count)
 
 
 def gpu_gib(hw: Hardware) -> float:
     """Memory of the smallest GPU of ``hw`` in GiB (what a tensor-parallel split is sized by)."""
-    return min(g.memory_gb for g in hw.gpus) * 1e9 / GIB
+    return min(g.memory_gib for g in hw.gpus)
 
 
 from dataclasses import dataclass, replace
@@ -148,9 +138,9 @@ def recommend_model(hw: Hardware | None = None, thinking: bool = False) -> Recom
 
     successor = recommend_successor(hw)
     if not hw.cuda:
-        size = "4B" if hw.mps and hw.ram_gb >= 16 else "2B"
+        size = "4B" if hw.mps and hw.ram_gib >= 16 else "2B"
         return Recommendation(pick(size, False), (
-            f"no CUDA GPU ({hw.device}, {hw.ram_gb:.0f} GB RAM): the {size} model in bf16 is the largest that "
+            f"no CUDA GPU ({hw.device}, {hw.ram_gib:.0f} GiB RAM): the {size} model in bf16 is the largest that "
             "answers in reasonable time here; FP8 checkpoints need a CUDA GPU."), *successor)
     kind = "FP8 (these GPUs have FP8 tensor cores)" if hw.fp8 else "bf16 (no FP8 tensor cores: transformers would dequantize FP8)"
     for size in PREFERENCE:

@@ -286,7 +286,7 @@ def lineup_table(context: int | Sequence[int] = 8192, images: Sequence[Any] = ()
 
 
 def plot(rows: Sequence[Mapping[str, Any]], dtypes: Sequence[str] = ("bf16", "fp8", "int4"),
-         gpus_gb: Sequence[float] = (8, 16, 24, 48, 80), title: str | None = None) -> Any:
+         gpus_gib: Sequence[float] = (8, 16, 24, 48, 80), title: str | None = None) -> Any:
     """Bar chart of total memory per checkpoint (``lineup_table`` rows), one bar per dtype, GPU sizes as lines."""
     import matplotlib.pyplot as plt
 
@@ -300,7 +300,7 @@ def plot(rows: Sequence[Mapping[str, Any]], dtypes: Sequence[str] = ("bf16", "fp
         bars = ax.bar(xs, weights, width, label=f"{dt} weights")
         ax.bar(xs, [r[f"total_{dt}_gib"] - w for r, w in zip(rows, weights, strict=True)], width, bottom=weights,
                color=bars.patches[0].get_facecolor(), alpha=0.4, label=f"{dt} KV cache + overhead")
-    for g in gpus_gb:  # a card sold as "24 GB" has 24 GiB of memory
+    for g in gpus_gib:  # a card sold as "24 GB" has 24 GiB of memory
         ax.axhline(g, color="grey", lw=0.7, ls="--", zorder=0)
         ax.text(-0.5, g, f"{g:g} GB card ({g:g} GiB)", va="bottom", ha="left", fontsize=7, color="grey")
     ax.set_yscale("log")

@@ -135,9 +135,9 @@ def recommend_successor(hw: Hardware | None = None) -> tuple[Successor, str]:
     hw = hw or hardware()
     order = sorted(SUCCESSORS, key=lambda c: (c.params_b, c.family), reverse=True)
     if not hw.cuda:
-        size = "4B" if hw.mps and hw.ram_gb >= 16 else "2B"
+        size = "4B" if hw.mps and hw.ram_gib >= 16 else "2B"
         return next(c for c in order if c.size == size), f"no CUDA GPU: the {size} size, as for Qwen3-VL."
-    per_gpu = min(g.memory_gb for g in hw.gpus) * 1e9 / GIB
+    per_gpu = min(g.memory_gib for g in hw.gpus)
     for c in order:
         if c.min_memory_gib <= per_gpu * len(hw.gpus):
             return c, (f"{c.weights_gib:.1f} GiB of bf16 weights + overhead + a {SUCCESSOR_CACHE_GIB} GiB cache "

@@ -11,7 +11,7 @@ T4 = cb.GPU("Tesla T4", 15.0, (7, 5))
 def test_this_machine_is_described():
     hw = cb.hardware()
     assert hw.device in ("cpu", "cuda", "mps")
-    assert hw.ram_gb > 1
+    assert hw.ram_gib > 1
     assert hw.versions["transformers"] != "not installed"
     assert hw.cuda == bool(hw.gpus)
     assert "RAM:" in str(hw) and "transformers:" in str(hw)
@@ -22,7 +22,7 @@ def test_capabilities_from_gpus():
     assert not cb.Hardware("cuda", (A100,)).fp8 and cb.Hardware("cuda", (A100,)).bf16
     assert not cb.Hardware("cuda", (T4,)).bf16
     assert not cb.Hardware("cuda", (H100, A100)).fp8  # every GPU must have FP8
-    assert cb.Hardware("cuda", (H100, H100)).gpu_memory_gb == 160
+    assert cb.Hardware("cuda", (H100, H100)).gpu_memory_gib == 160
     assert not cb.Hardware("cpu").cuda and not cb.Hardware("cpu").fp8
 
 

@@ -24,7 +24,7 @@ def test_lineup_covers_sizes_variants_and_fp8():
     assert len(LINEUP) == 6 * 2 * 2
     assert {c.size for c in LINEUP} == {"2B", "4B", "8B", "32B", "30B-A3B", "235B-A22B"}
     ck = checkpoint("qwen/qwen3-vl-8b-instruct-fp8")
-    assert ck.fp8 and ck.size == "8B" and ck.params_b < ck.disk_gb < 2 * ck.params_b  # vision and embeddings stay bf16
+    assert ck.fp8 and ck.size == "8B" and ck.params_b * 1e9 / GIB < ck.weights_gib < 2 * ck.params_b  # vision and embeddings stay bf16
     assert checkpoint("Qwen/Qwen3-VL-30B-A3B-Thinking").moe
     assert checkpoint("./my-qwen3-vl-8b-instruct").id == "Qwen/Qwen3-VL-8B-Instruct"
     assert checkpoint("gpt2") is None and checkpoint("Qwen/Qwen2.5-VL-7B-Instruct") is None
@@ -35,7 +35,6 @@ def test_sizes_come_from_the_configs_in_gib():
         bf16 = checkpoint(f"Qwen/Qwen3-VL-{size}-Instruct")
         assert bf16.params_b == pytest.approx(parameters(s).total / 1e9, abs=0.01)
         assert bf16.weights_gib == pytest.approx(weight_bytes(s) / GIB, abs=0.01)
-        assert bf16.disk_gb == pytest.approx(weight_bytes(s) / 1e9, abs=0.1)  # GB for the download
         fp8 = checkpoint(f"Qwen/Qwen3-VL-{size}-Instruct-FP8")
         assert 0.5 < fp8.weights_gib / bf16.weights_gib < 0.7  # FP8 roughly halves the weights
     assert checkpoint("Qwen/Qwen3-VL-30B-A3B-Instruct").active_params_b < 5
@@ -47,7 +46,7 @@ def test_seed_table_is_kept_for_comparison():
 
 def test_machine_cards_are_gib():
     assert gpu_gib(machine("L4", 24, (8, 9))) == pytest.approx(24.0)
-    assert machine("H100", 80, (9, 0), 8).gpu_memory_gb == pytest.approx(8 * 80 * GIB / 1e9)
+    assert machine("H100", 80, (9, 0), 8).gpu_memory_gib == pytest.approx(8 * 80)  # one unit: GiB everywhere
 
 
 def test_fit_rule_adds_weights_overhead_and_kv_cache():
@@ -59,7 +58,7 @@ def test_fit_rule_adds_weights_overhead_and_kv_cache():
     fp8_kv = fit(ck, machine("L4", 24, (8, 9)), kv_dtype="fp8")
     assert fp8_kv.kv_tokens == pytest.approx(2 * f.kv_tokens, rel=0.01)  # --kv-cache-dtype fp8 doubles it
     assert fit(ck, machine("RTX 4060", 8, (8, 9))) is None
-    assert fit(ck, cb.Hardware("cpu", ram_gb=64)) is None
+    assert fit(ck, cb.Hardware("cpu", ram_gib=64)) is None
     moe = fit(checkpoint("Qwen/Qwen3-VL-235B-A22B-Instruct-FP8"), MACHINES["8 x H100 80 GB"])
     assert (moe.tensor_parallel, moe.replicas) == (8, 1)  # experts spread over every GPU
     dense = fit(checkpoint("Qwen/Qwen3-VL-8B-Instruct"), MACHINES["8 x H100 80 GB"])
@@ -83,5 +82,5 @@ def test_recommendation_examples():
     assert pick["L4 24 GB (Ada)"] == "Qwen/Qwen3-VL-8B-Instruct-FP8"
     assert pick["RTX 3090 24 GB (Ampere)"] == "Qwen/Qwen3-VL-8B-Instruct"
     assert pick["8 x H100 80 GB"] == "Qwen/Qwen3-VL-235B-A22B-Instruct-FP8"
-    assert recommend_model(cb.Hardware("cpu", ram_gb=16)).checkpoint.id == "Qwen/Qwen3-VL-2B-Instruct"
+    assert recommend_model(cb.Hardware("cpu", ram_gib=16)).checkpoint.id == "Qwen/Qwen3-VL-2B-Instruct"
     assert recommend_model(MACHINES["H100 80 GB"], thinking=True).checkpoint.variant == "Thinking"

@@ -26,8 +26,8 @@ def test_fits_uses_the_one_sizing_rule():
     ck32 = checkpoint("Qwen/Qwen3-VL-32B-Instruct-FP8")
     assert fits(ck32, machine("H100", 80, (9, 0))) and not fits(ck32, machine("A100", 80, (8, 0)))
     assert not fits(ck8, a10) or fit(checkpoint("Qwen/Qwen3-VL-8B-Instruct"), a10) is not None
-    assert fits(checkpoint("Qwen/Qwen3-VL-2B-Instruct"), cb.Hardware("cpu", ram_gb=16))
-    assert not fits(checkpoint("Qwen/Qwen3-VL-2B-Instruct-FP8"), cb.Hardware("cpu", ram_gb=4))
+    assert fits(checkpoint("Qwen/Qwen3-VL-2B-Instruct"), cb.Hardware("cpu", ram_gib=16))
+    assert not fits(checkpoint("Qwen/Qwen3-VL-2B-Instruct-FP8"), cb.Hardware("cpu", ram_gib=4))
 
 
 def test_load_tiny(tiny):
@@ -58,7 +58,7 @@ def test_load_errors_name_the_fix(monkeypatch):
     if not cb.hardware().fp8:  # transformers dequantizes FP8 here: not refused for FP8, only for its bf16 size
         with pytest.raises(LoadError, match="COOKBOOK_MODEL=tiny|check_memory=False"):
             cb.load("Qwen/Qwen3-VL-2B-Instruct-FP8")
-    if cb.hardware().ram_gb < 500 and not cb.hardware().cuda:
+    if cb.hardware().ram_gib < 500 and not cb.hardware().cuda:
         with pytest.raises(LoadError, match="check_memory=False"):
             cb.load("Qwen/Qwen3-VL-235B-A22B-Instruct")
 

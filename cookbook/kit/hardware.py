@@ -17,10 +17,10 @@ TESTED_TRANSFORMERS = (5, 16)  # the cookbook's own floor (pyproject.toml): what
 
 @dataclass(frozen=True)
 class GPU:
-    """One accelerator: name, memory in GB and CUDA compute capability (major, minor) (00)."""
+    """One accelerator: name, memory in GiB and CUDA compute capability (major, minor) (00)."""
 
     name: str
-    memory_gb: float
+    memory_gib: float
     capability: tuple[int, int] = (0, 0)
 
     @property
@@ -35,7 +35,7 @@ class Hardware:
 
     device: str = "cpu"
     gpus: tuple[GPU, ...] = ()
-    ram_gb: float = 0.0
+    ram_gib: float = 0.0
     flash_attn: bool = False
     vllm: bool = False
     vllm_env: str | None = None  # a virtualenv whose Python runs vLLM: this one, or the project's .venv-vllm
@@ -50,9 +50,9 @@ class Hardware:
         return self.device == "mps"
 
     @property
-    def gpu_memory_gb(self) -> float:
+    def gpu_memory_gib(self) -> float:
         """Total accelerator memory over all GPUs."""
-        return sum(g.memory_gb for g in self.gpus)
+        return sum(g.memory_gib for g in self.gpus)
 
     @property
     def bf16(self) -> bool:
@@ -68,14 +68,14 @@ class Hardware:
         lines = [f"device: {self.device}"]
         for i, g in enumerate(self.gpus):
             lines.append(
-                f"gpu {i}: {g.name}, {g.memory_gb:.1f} GB, compute capability "
+                f"gpu {i}: {g.name}, {g.memory_gib:.1f} GiB, compute capability "
                 f"{g.capability[0]}.{g.capability[1]}, FP8 {'yes' if g.fp8 else 'no'}"
             )
         if not self.gpus:
             lines.append("gpu: none")
         lines += [
             f"bf16: {'yes' if self.bf16 else 'no'}   fp8: {'yes' if self.fp8 else 'no'}",
-            f"RAM: {self.ram_gb:.1f} GB",
+            f"RAM: {self.ram_gib:.1f} GiB",
             f"flash-attn: {'importable' if self.flash_attn else 'not installed'}   "
             f"vLLM: {'importable' if self.vllm else 'not installed'}"
             + (f" (environment {self.vllm_env})" if self.vllm_env and not self.vllm else ""),
@@ -95,9 +95,9 @@ def version(package: str) -> str | None:
         return None
 
 
-def _ram_gb() -> float:
+def _ram_gib() -> float:
     try:
-        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 1e9
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
     except (ValueError, OSError, AttributeError):
         return 0.0
 
@@ -113,7 +113,7 @@ def hardware() -> Hardware:
         gpus = tuple(
             GPU(
                 name=torch.cuda.get_device_name(i),
-                memory_gb=torch.cuda.get_device_properties(i).total_memory / 1e9,
+                memory_gib=torch.cuda.get_device_properties(i).total_memory / 2**30,
                 capability=torch.cuda.get_device_capability(i),
             )
             for i in range(torch.cuda.device_count())
@@ -129,7 +129,7 @@ def hardware() -> Hardware:
     return Hardware(
         device=device,
         gpus=gpus,
-        ram_gb=_ram_gb(),
+        ram_gib=_ram_gib(),
         flash_attn=importlib.util.find_spec("flash_attn") is not None,
         vllm=importlib.util.find_spec("vllm") is not None,
         vllm_env=_vllm_env(),

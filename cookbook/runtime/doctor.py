@@ -53,17 +53,17 @@ class Checkup(Pretty):
         return "\n".join(lines)
 
 
-def free_disk_gb(path: Path) -> float:
-    """Free space in GB on the disk that holds ``path`` (or its nearest existing parent) (00)."""
+def free_disk_gib(path: Path) -> float:
+    """Free space in GiB on the disk that holds ``path`` (or its nearest existing parent) (00)."""
     while not path.exists() and path != path.parent:
         path = path.parent
-    return shutil.disk_usage(path).free / 1e9
+    return shutil.disk_usage(path).free / 2**30
 
 
-def doctor(hw: Hardware | None = None, model: str | None = None, disk_free_gb: float | None = None) -> Checkup:
+def doctor(hw: Hardware | None = None, model: str | None = None, disk_free_gib: float | None = None) -> Checkup:
     """Check the environment for running ``model`` (default: this run's) and say how to fix each problem (00).
 
-    ``disk_free_gb`` defaults to the free space where the Hugging Face cache lives.
+    ``disk_free_gib`` defaults to the free space where the Hugging Face cache lives.
     """
     hw = hw or hardware()
     checks = [Check("python", sys.version_info >= (3, 11), sys.version.split()[0], "Use Python 3.11 or newer.")]
@@ -87,7 +87,7 @@ def doctor(hw: Hardware | None = None, model: str | None = None, disk_free_gb: f
         problem = piece.check()
         checks.append(Check(piece.name, problem is None, problem or f"found ({piece.why})", system.fix([piece])))
     if hw.cuda:
-        gpu_text = ", ".join(f"{g.name} {g.memory_gb:.0f} GB (cc {g.capability[0]}.{g.capability[1]})" for g in hw.gpus)
+        gpu_text = ", ".join(f"{g.name} {g.memory_gib:.0f} GiB (cc {g.capability[0]}.{g.capability[1]})" for g in hw.gpus)
         checks.append(Check("gpu", True, gpu_text))
     else:
         checks.append(Check(
@@ -107,18 +107,18 @@ def doctor(hw: Hardware | None = None, model: str | None = None, disk_free_gb: f
     ck = checkpoint(model or settings().model)
     if ck is not None:
         cache = hf_cache_dir()
-        free = free_disk_gb(cache) if disk_free_gb is None else disk_free_gb
+        free = free_disk_gib(cache) if disk_free_gib is None else disk_free_gib
         checks.append(Check(
-            "disk", free >= ck.disk_gb * 1.1,
-            f"{free:.0f} GB free in {cache}; {ck.id} needs about {ck.disk_gb:.0f} GB",
+            "disk", free >= ck.weights_gib * 1.1,
+            f"{free:.0f} GiB free in {cache}; {ck.id} needs about {ck.weights_gib:.0f} GiB",
             "Free disk space or point HF_HUB_CACHE (or MODELSCOPE_CACHE) at a larger disk.",
         ))
-        room = hw.gpu_memory_gb if hw.cuda else hw.ram_gb
+        room = hw.gpu_memory_gib if hw.cuda else hw.ram_gib
         as_bf16 = ck.fp8 and not hw.fp8  # transformers dequantizes FP8 without FP8 tensor cores
         need = checkpoint(ck.id.removesuffix("-FP8")) if as_bf16 else ck
         checks.append(Check(
             "memory", fits(ck, hw),
-            f"{room:.0f} GB {'GPU' if hw.cuda else 'RAM'}; {ck.id} needs at least {need.min_memory_gb:.0f} GB"
+            f"{room:.0f} GiB {'GPU' if hw.cuda else 'RAM'}; {ck.id} needs at least {need.min_memory_gib:.0f} GiB"
             + (" (loaded as bf16: no FP8 tensor cores here)" if as_bf16 else ""),
             "Pick a smaller or FP8 checkpoint: cb.recommend_model() names one that fits.",
         ))

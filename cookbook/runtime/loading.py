@@ -70,7 +70,7 @@ def attention_for(hw: Hardware) -> str:
 
 
 def _room(hw: Hardware) -> float:
-    return hw.gpu_memory_gb if hw.cuda else hw.ram_gb
+    return hw.gpu_memory_gib if hw.cuda else hw.ram_gib
 
 
 def fits(ck: Checkpoint, hw: Hardware) -> bool:
@@ -81,7 +81,7 @@ def fits(ck: Checkpoint, hw: Hardware) -> bool:
     """
     if ck.fp8 and not hw.fp8:
         ck = checkpoint(ck.id.removesuffix("-FP8")) or ck
-    return fit(ck, hw) is not None if hw.cuda else hw.ram_gb >= ck.min_memory_gb
+    return fit(ck, hw) is not None if hw.cuda else hw.ram_gib >= ck.min_memory_gib
 
 
 def fetch(model: str | None = None, check_memory: bool = True) -> Path:
@@ -101,7 +101,7 @@ def fetch(model: str | None = None, check_memory: bool = True) -> Path:
     ck = checkpoint(name)
     if ck is not None and check_memory and not fits(ck, hw):
         raise LoadError(
-            f"{name} needs about {ck.min_memory_gb:.0f} GB and this machine has {_room(hw):.0f} GB of "
+            f"{name} needs about {ck.min_memory_gib:.0f} GiB and this machine has {_room(hw):.0f} GiB of "
             f"{'GPU memory' if hw.cuda else 'RAM'}. Try {recommend_model(hw).checkpoint.id} "
             "(cb.recommend_model()), or pass check_memory=False to try anyway."
         )
