@@ -3,8 +3,8 @@ import torch
 
 import cookbook as cb
 from cookbook.generation import split_thinking
-from cookbook.runtime.engine import is_thinking
 from cookbook.kit.messages import InputError
+from cookbook.runtime.engine import is_thinking
 from cookbook.runtime.settings import SMOKE_BUDGET
 
 

@@ -15,8 +15,8 @@ import pytest
 
 import cookbook as cb
 from cookbook import serving as sv
-from cookbook.runtime import server as srv
 from cookbook.lineup import LINEUP, fit, machine, recommend_model
+from cookbook.runtime import server as srv
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CHELSEA = os.path.join(ROOT, "assets", "chelsea.jpg")  # 451x300

@@ -12,8 +12,8 @@ import pytest
 from PIL import Image
 
 from cookbook import stem
-from cookbook.kit import problems
 from cookbook.generation import split_thinking
+from cookbook.kit import problems
 
 PROBLEMS = problems.load_problems()
 BY_ID = {p.id: p for p in PROBLEMS}

@@ -11,8 +11,8 @@ import pytest
 
 import cookbook as cb
 from cookbook import serving as sv
-from cookbook.runtime import server as srv
 from cookbook.kit import tiny
+from cookbook.runtime import server as srv
 
 pytestmark = pytest.mark.skipif(
     not cb.hardware().vllm_env or cb.hardware().cuda,

@@ -7,12 +7,12 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from cookbook.kit.environment import hf_cache_dir
 from cookbook.kit.hardware import MIN_TRANSFORMERS, TESTED_TRANSFORMERS, Hardware, hardware, parse_version, version
+from cookbook.kit.show import Pretty
 from cookbook.lineup import checkpoint
 from cookbook.runtime.loading import fits
-from cookbook.kit.environment import hf_cache_dir
 from cookbook.runtime.settings import settings
-from cookbook.kit.show import Pretty
 
 
 @dataclass(frozen=True)

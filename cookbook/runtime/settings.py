@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 
 from cookbook.kit.environment import env, offline
 from cookbook.kit.hardware import hardware
-from cookbook.lineup import recommend_model
 from cookbook.kit.show import Pretty
+from cookbook.lineup import recommend_model
 
 TINY_NAMES = {
     "tiny": "instruct", "tiny-instruct": "instruct", "tiny-thinking": "thinking",
