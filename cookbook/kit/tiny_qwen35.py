@@ -83,7 +83,7 @@ def _write_checkpoint(folder: Path) -> None:
         Qwen3_5ForConditionalGeneration,
     )
 
-    from cookbook.kit.tiny import SPECIAL_TOKENS, VISION, save_checkpoint
+    from cookbook.kit.tiny import SPECIAL_TOKENS, VISION, save_checkpoint, token_ids
 
     tokenizer = _tokenizer()
     ids = {text: tokenizer.convert_tokens_to_ids(text) for text, _ in SPECIAL_TOKENS}
@@ -114,19 +114,10 @@ def _write_checkpoint(folder: Path) -> None:
                 "mrope_section": [3, 3, 2],  # sums to 16 / 2, like [11, 11, 10] for 64 / 2
                 "mrope_interleaved": True,
             },
-            "tie_word_embeddings": True,
-            "bos_token_id": ids["<|endoftext|>"],
-            "eos_token_id": ids["<|im_end|>"],
-            "pad_token_id": ids["<|endoftext|>"],
-            "dtype": "float32",
+            **token_ids(ids)["text"],
         },
         vision_config=VISION,  # no DeepStack
-        image_token_id=ids["<|image_pad|>"],
-        video_token_id=ids["<|video_pad|>"],
-        vision_start_token_id=ids["<|vision_start|>"],
-        vision_end_token_id=ids["<|vision_end|>"],
-        tie_word_embeddings=True,
-        dtype="float32",
+        **token_ids(ids)["model"],
     )
     with torch.random.fork_rng(devices=[]):  # fixed weights, caller's random state untouched
         torch.manual_seed(SEED)
