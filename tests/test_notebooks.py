@@ -45,6 +45,8 @@ def test_stored_clean(path):
         if cell["cell_type"] == "code":
             assert cell["outputs"] == [] and cell["execution_count"] is None, f"cell {i} has outputs"
         assert not cell.get("metadata"), f"cell {i} has metadata {cell.get('metadata')}"
+        assert cell.get("id"), f"cell {i} has no id (nbformat 4.5 requires one; add it when inserting a cell)"
+    assert len({c["id"] for c in nb["cells"]}) == len(nb["cells"]), "two cells share an id"
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
