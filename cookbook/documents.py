@@ -22,7 +22,8 @@ PROMPTS = {
 
 from typing import Any
 
-PIXELS_PER_TOKEN = 32 * 32          # one visual token covers 32x32 pixels
+from cookbook.kit.messages import PIXELS_PER_TOKEN  # one visual token covers 32x32 pixels
+
 PAGE_TOKENS = (512, 2048)           # the OCR cookbook's min_pixels / max_pixels, in tokens
 
 

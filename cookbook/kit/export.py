@@ -13,7 +13,8 @@ import re
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
+from cookbook.kit.assets import ROOT
+
 MARK = re.compile(r"#\s*saved in cookbook/(\w+)\.py\s*$")
 
 

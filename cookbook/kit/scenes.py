@@ -5,10 +5,11 @@ scenes of ``assets/grounding/``)."""
 from __future__ import annotations
 
 import math
-from pathlib import Path
 from typing import Any
 
-GROUNDING = Path(__file__).resolve().parents[2] / "assets" / "grounding"
+from cookbook.kit.assets import ASSETS
+
+GROUNDING = ASSETS / "grounding"
 COLORS = {"red": (220, 50, 47), "green": (40, 160, 60), "blue": (38, 100, 210), "orange": (245, 140, 20),
           "purple": (140, 70, 180), "black": (30, 30, 30), "yellow": (235, 200, 30)}
 SHAPES = ("circle", "square", "triangle")
