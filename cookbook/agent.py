@@ -501,3 +501,131 @@ def openai_policy(client: Any, model: str, tool: dict, max_tokens: int, image_to
         return text
 
     return policy
+
+
+import json
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from cookbook.kit.zoom import SCALE as ZOOM_SCALE
+from cookbook.kit.zoom import ZOOM_TOOL, Puzzle
+
+MIN_SIDE = 32                # a box narrower than this is widened around its centre
+MIN_CROP_PIXELS = 256 * 32 * 32  # a smaller crop is enlarged to this area: 256 visual tokens
+
+
+def requested_box(bbox_2d: list[float], width: int, height: int) -> list[float]:
+    """A 0-1000 ``bbox_2d`` as the pixel box [x1, y1, x2, y2] it asks for in a ``width`` x ``height`` image,
+    corners ordered and clamped to the image (05)."""
+    x1, y1, x2, y2 = (v / ZOOM_SCALE * s for v, s in zip(bbox_2d, (width, height, width, height), strict=True))
+    x1, x2 = sorted((min(max(x1, 0), width), min(max(x2, 0), width)))
+    y1, y2 = sorted((min(max(y1, 0), height), min(max(y2, 0), height)))
+    return [x1, y1, x2, y2]
+
+
+def zoom_box(bbox_2d: list[float], width: int, height: int) -> list[int]:
+    """The pixels a zoom call crops: the requested box, each side widened to at least ``MIN_SIDE`` around its
+    centre, rounded to whole pixels (05)."""
+    x1, y1, x2, y2 = requested_box(bbox_2d, width, height)
+    box = []
+    for lo, hi, size in ((x1, x2, width), (y1, y2, height)):
+        if hi - lo < MIN_SIDE:
+            centre = (lo + hi) / 2
+            lo = min(max(centre - MIN_SIDE / 2, 0), max(size - MIN_SIDE, 0))
+            hi = min(lo + MIN_SIDE, size)
+        box.append((round(lo), round(hi)))
+    return [box[0][0], box[1][0], box[0][1], box[1][1]]
+
+
+def zoom_in(image: Any, bbox_2d: list[float]) -> Any:
+    """The crop a zoom call asks for, from the full-resolution ``image``, enlarged (bicubic) to at least
+    ``MIN_CROP_PIXELS`` so that small print becomes large (05)."""
+    crop = image.crop(zoom_box(bbox_2d, *image.size))
+    grow = math.sqrt(MIN_CROP_PIXELS / (crop.width * crop.height))
+    if grow > 1:
+        crop = crop.resize((round(crop.width * grow), round(crop.height * grow)), resample=3)
+    return crop
+
+
+@dataclass
+class ZoomRun:
+    """One think-with-images run: the final answer (None if the turn bound came first), the pixel boxes its
+    calls asked for on the original image, and counts of turns, calls and malformed calls (05)."""
+
+    answer: str | None = None
+    boxes: list[list[float]] = field(default_factory=list)
+    crops: list[Any] = field(default_factory=list, repr=False)
+    replies: list[str] = field(default_factory=list, repr=False)
+    turns: int = 0
+    calls: int = 0
+    malformed: int = 0
+
+
+def think_with_images(generate: Callable[[list[dict]], str], image: Any, question: str, max_turns: int,
+                      image_tokens: int) -> ZoomRun:
+    """Ask about ``image`` with the zoom tool declared; run each call (crop the full-resolution image,
+    send the crop back as a tool result) until a reply without a call or ``max_turns`` replies (05)."""
+    from cookbook.kit import messages as m
+    from cookbook.kit.gui_tools import CALL_FORMAT, TOOLS_PROMPT
+
+    name = ZOOM_TOOL["function"]["name"]
+    tools = TOOLS_PROMPT.lstrip("\n") + json.dumps(ZOOM_TOOL) + CALL_FORMAT  # what tools=[...] renders
+    conversation = [m.system(tools), m.user(m.image(image, max_tokens=image_tokens), question)]
+    images, run = [image], ZoomRun()
+    while run.turns < max_turns:
+        text = generate(conversation)
+        run.turns += 1
+        run.replies.append(text)
+        conversation.append(m.assistant(text))
+        if "<tool_call>" not in text:  # no call: this is the final answer
+            run.answer = text.split("</think>")[-1].strip()
+            break
+        results = []
+        try:
+            calls = parse_tool_calls(text, [ZOOM_TOOL])
+            bad = [c["name"] for c in calls if c["name"] != name]
+            if bad:
+                raise ParseError(f"unknown tool {bad[0]!r}")
+        except ParseError as err:  # a call we cannot run: say why, as a tool result, and go on
+            run.malformed += 1
+            results.append({"type": "text", "text": f"Error: {err}"})
+            calls = []
+        for call in calls:
+            args = call["arguments"]
+            index = args["img_idx"]
+            if not (isinstance(index, (int, float)) and index == int(index) and 0 <= index < len(images)):
+                run.malformed += 1
+                results.append({"type": "text", "text": f"Error: img_idx {index!r} is not one of 0..{len(images) - 1}"})
+                continue
+            crop = zoom_in(images[int(index)], args["bbox_2d"])
+            run.calls += 1
+            if int(index) == 0:
+                run.boxes.append(requested_box(args["bbox_2d"], *image.size))
+            images.append(crop)
+            run.crops.append(crop)
+            results.append(m.image(crop, max_tokens=image_tokens))
+        conversation.append({"role": "tool", "content": results})
+    return run
+
+
+def normalized(answer: str | None) -> str:
+    """An answer as exact match compares it: no surrounding space, quotes, backticks, bold or final full stop;
+    upper case (05)."""
+    return (answer or "").strip().strip("`*\"'").rstrip(".").strip().upper()
+
+
+def zoom_scores(runs: list[ZoomRun], puzzles: list[Puzzle]) -> dict[str, float]:
+    """Exact-match accuracy of the answers, mean IoU (to 4 places) of each run's best requested box with the
+    truth box (0 when it never zoomed), and the turn, call, malformed and no-answer counts (05)."""
+    from cookbook.grounding import iou
+
+    pairs = list(zip(runs, puzzles, strict=True))
+    best = [max((iou(b, list(p.box)) for b in r.boxes), default=0.0) for r, p in pairs]
+    return {
+        "exact": sum(normalized(r.answer) == p.answer for r, p in pairs) / len(pairs),
+        "zoom_iou": round(sum(best) / len(pairs), 4),
+        "turns": sum(r.turns for r in runs), "calls": sum(r.calls for r in runs),
+        "malformed": sum(r.malformed for r in runs), "no_answer": sum(r.answer is None for r in runs),
+    }
