@@ -298,6 +298,48 @@ def read_pages(chat: Callable[[list[dict]], Any], pages: list[Any], prompt: str)
     return [chat([user(page, prompt)]) for page in tqdm(pages, desc="pages", unit="page")]
 
 
+from typing import Any
+
+LONG_PAGE_TOKENS = (512, 730)   # the long-document cookbook's min_pixels / max_pixels per page, in tokens
+IMAGE_MARKERS = 2               # <|vision_start|> and <|vision_end|> around every image's tokens
+
+
+def page_budget(pages: int, context: int, reserve: int = 2048, max_tokens: int = LONG_PAGE_TOKENS[1],
+                min_tokens: int = 16) -> int:
+    """Visual tokens per page so that ``pages`` pages, their image markers and ``reserve`` tokens of text fit
+    a ``context``-token window, at most ``max_tokens``; ``ValueError`` below ``min_tokens`` (09)."""
+    if pages < 1 or context <= reserve:
+        raise ValueError(f"pages={pages}, context={context}, reserve={reserve}: need a page and a context above the reserve")
+    share = (context - reserve) // pages - IMAGE_MARKERS
+    if share < min_tokens:
+        raise ValueError(f"{pages} pages in {context} tokens ({reserve} kept for text) leave {share} visual tokens a "
+                         f"page, under {min_tokens}: send fewer pages per prompt, or use a longer context (YaRN)")
+    return min(share, max_tokens)
+
+
+def document_message(pages: list[Any], question: str, context: int, reserve: int = 2048,
+                     max_tokens: int = LONG_PAGE_TOKENS[1]) -> dict:
+    """One user message with every page, each within ``page_budget`` tokens, then the question: how the
+    long-document cookbook sends a whole PDF (09). Pages are enlarged to at most half the budget (rounding up)."""
+    from cookbook.kit.messages import user
+
+    tokens = page_budget(len(pages), context, reserve, max_tokens)
+    floor = min(LONG_PAGE_TOKENS[0], tokens // 2)   # enlarging rounds up: a floor at the budget could pass it
+    return user(*(page_image(p, min_tokens=floor, max_tokens=tokens) for p in pages), question)
+
+
+def anls(pred: str, answers: list[str], threshold: float = 0.5) -> float:
+    """DocVQA's ANLS for one question: 1 - normalised Levenshtein distance to the closest accepted answer
+    (lower-cased, spaces collapsed), 0 when that distance is ``threshold`` or more (09)."""
+    from rapidfuzz.distance import Levenshtein
+
+    def norm(text: str) -> str:
+        return " ".join(str(text).lower().split())
+
+    distance = min(Levenshtein.normalized_distance(norm(pred), norm(a)) for a in answers)
+    return 1.0 - distance if distance < threshold else 0.0
+
+
 import unicodedata
 
 CHAR_LANGUAGES = {"zh", "ja", "ko", "ar"}   # CC-OCR scores these by characters, others by words

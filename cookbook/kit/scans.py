@@ -81,3 +81,24 @@ def reference(truth: dict, fmt: str) -> str:
     if fmt == "html":
         return "```html\n<html><body>\n" + "\n".join(parts) + "\n</body></html>\n```"
     return "\n\n".join(parts)
+
+
+#: 09's long document: generated pages bound in this order (six pages, five languages).
+BINDER = ["article_en", "receipt_de", "table_ja", "invoice_en", "article_fr", "receipt_zh"]
+
+
+def binder(names: list[str] | None = None) -> tuple[list[Any], dict]:
+    """The pages of 09's long document (PIL images, ``BINDER`` by default) and its truth: ``pages`` (names) and
+    ``questions`` ``{"question", "answers", "page"}`` (page 1-based), each answer a field printed on that page only."""
+    names = list(BINDER if names is None else names)
+    loaded = [document(name) for name in names]
+    questions = []
+    for number, (_, truth) in enumerate(loaded, 1):
+        fields = truth.get("fields", {})
+        if "invoice_number" in fields:
+            questions.append({"question": f"What is the number of the invoice from {fields['seller']}?",
+                              "answers": [fields["invoice_number"]], "page": number})
+        elif "company" in fields:
+            questions.append({"question": f"What is the total amount on the receipt from {fields['company']}?",
+                              "answers": [fields["total"]], "page": number})
+    return [image for image, _ in loaded], {"pages": names, "questions": questions}
