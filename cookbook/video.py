@@ -297,6 +297,82 @@ def extract_letter(text: str, letters: str = "ABCD") -> str | None:
     return m.group(0) if m else None
 
 
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+# The spatio-temporal grounding prompt of the official video cookbook (section 5), {query} filled in.
+STG_PROMPT = ('Given the query "{query}", for each frame, detect and localize the visual content described by the '
+              'given textual query in JSON format. If the visual content does not exist in a frame, skip that frame. '
+              'Output Format: [{{"time": 1.0, "bbox_2d": [x_min, y_min, x_max, y_max], "label": ""}}, '
+              '{{"time": 2.0, "bbox_2d": [x_min, y_min, x_max, y_max], "label": ""}}, ...].')
+
+
+def timestamped_frames(frames: Sequence[Any], times: Sequence[float], query: str) -> dict[str, Any]:
+    """A user message as the video cookbook's section 5 builds it: a ``<t seconds>`` text before each frame
+    (an image part), then ``STG_PROMPT`` for ``query`` (07)."""
+    from PIL import Image
+
+    content: list[dict[str, Any]] = []
+    for frame, t in zip(frames, times, strict=True):
+        image = frame if isinstance(frame, Image.Image) else Image.fromarray(np.asarray(frame))
+        content += [{"type": "text", "text": f"<{t:.1f} seconds>"}, {"type": "image", "image": image}]
+    return {"role": "user", "content": content + [{"type": "text", "text": STG_PROMPT.format(query=query)}]}
+
+
+def parse_tube(text: str) -> list[dict[str, Any]]:
+    """``{"time", "box", "label"}`` items of a spatio-temporal answer, sorted by time: JSON read by
+    ``cb.grounding.parse`` (08), boxes in 0-1000, times as numbers or stamps; no JSON raises ``ParseError`` (07)."""
+    from cookbook.grounding import SCALE, parse
+    from cookbook.grounding import ParseError as NoJSON
+
+    try:
+        items = parse(text, SCALE, SCALE)   # a 1000 x 1000 "image": boxes stay in 0-1000
+    except NoJSON as err:
+        raise ParseError(f"no spatio-temporal JSON in the answer: {err}") from None
+    tube = []
+    for item in items:
+        stamp = item.get("time")
+        if isinstance(stamp, bool) or "box" not in item:
+            continue
+        try:
+            t = float(stamp) if isinstance(stamp, (int, float)) else parse_time(str(stamp))
+        except ParseError:
+            continue
+        if math.isfinite(t):
+            tube.append({"time": t, "box": item["box"], "label": item["label"]})
+    return sorted(tube, key=lambda item: item["time"])
+
+
+def tube_scores(pred: Sequence[dict[str, Any]], truth: Sequence[dict[str, Any]], times: Sequence[float],
+                tolerance: float | None = None) -> dict[str, float]:
+    """VidSTG / HC-STVG's vIoU over the frames shown (07): box IoU summed over frames both tubes cover, divided
+    by frames either covers; tIoU = shared / either. A time counts at the nearest shown one within ``tolerance``
+    (default half the smallest gap); a second box for the same frame is ignored."""
+    from cookbook.grounding import iou
+
+    times = sorted(times)
+    if tolerance is None:
+        tolerance = min((b - a for a, b in zip(times, times[1:], strict=False)), default=1.0) / 2
+
+    def by_frame(items: Sequence[dict[str, Any]]) -> dict[float, list[float]]:
+        frames: dict[float, list[float]] = {}
+        for item in items:
+            nearest = min(times, key=lambda t: abs(t - item["time"]))
+            if abs(nearest - item["time"]) <= tolerance:
+                frames.setdefault(nearest, item["box"])
+        return frames
+
+    p, g = by_frame(pred), by_frame(truth)
+    union, shared = p.keys() | g.keys(), p.keys() & g.keys()
+    if not union:
+        return {"tIoU": 1.0, "vIoU": 1.0, "frames shared": 0, "frames either": 0}
+    return {"tIoU": len(shared) / len(union), "vIoU": sum(iou(p[t], g[t]) for t in shared) / len(union),
+            "frames shared": len(shared), "frames either": len(union)}
+
+
 def video_cost(seconds: float, width: int, height: int, fps: float = 2.0, video_fps: float = 30.0, *,
                max_frames: int = 768, max_pixels: int = 768 * 32 * 32,
                total_pixels: int = int(128_000 * 32 * 32 * 0.9), min_pixels: int = 128 * 32 * 32) -> dict[str, Any]:

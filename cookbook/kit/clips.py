@@ -217,3 +217,61 @@ def with_silent_audio(src: str | Path, dst: str | Path) -> Path:
             out.mux(audio.encode(frame))
         out.mux(audio.encode())
     return dst
+
+
+#: 07's spatio-temporal grounding clip: two shapes, each moving in a straight line while on screen. ``start``
+#: and ``end`` in seconds, ``path`` the top-left corner from and to and ``size`` the shape, as fractions of the frame.
+MOVERS: list[dict[str, Any]] = [
+    {"label": "red ball", "shape": "ellipse", "colour": SQUARE, "start": 1.0, "end": 4.5,
+     "path": ((0.75, 0.12), (0.10, 0.35)), "size": (0.16, 0.28)},
+    {"label": "blue square", "shape": "rectangle", "colour": (40, 90, 230), "start": 0.0, "end": 5.5,
+     "path": ((0.05, 0.70), (0.80, 0.70)), "size": (0.12, 0.22)},
+]
+
+
+def mover_box(mover: dict[str, Any], t: float, size: tuple[int, int]) -> list[int] | None:
+    """The pixel box [x1, y1, x2, y2) of a ``MOVERS`` shape at time ``t`` in a frame of ``size``, None off screen (07)."""
+    if not mover["start"] <= t < mover["end"]:
+        return None
+    width, height = size
+    k = (t - mover["start"]) / (mover["end"] - mover["start"])
+    (x0, y0), (x1, y1) = mover["path"]
+    left, top = round((x0 + k * (x1 - x0)) * width), round((y0 + k * (y1 - y0)) * height)
+    return [left, top, left + round(mover["size"][0] * width), top + round(mover["size"][1] * height)]
+
+
+def render_movers(t: float, size: tuple[int, int], movers: Sequence[dict[str, Any]] = MOVERS) -> np.ndarray:
+    """One RGB frame of the moving-shapes clip at time ``t``: the clock and each shape on screen (07)."""
+    from PIL import Image, ImageDraw
+
+    img = Image.new("RGB", size, BACKGROUND)
+    draw = ImageDraw.Draw(img)
+    draw.text((4, 2), clock(t), fill=TEXT, font=_font(max(10, size[1] // 9)))
+    for mover in movers:
+        box = mover_box(mover, t, size)
+        if box is not None:
+            shape = draw.ellipse if mover["shape"] == "ellipse" else draw.rectangle
+            shape([box[0], box[1], box[2] - 1, box[3] - 1], fill=tuple(mover["colour"]))
+    return np.asarray(img)
+
+
+def write_movers_clip(path: str | Path, seconds: float = 5.0, fps: float = 8, size: tuple[int, int] = (320, 180),
+                      movers: Sequence[dict[str, Any]] = MOVERS) -> Path:
+    """Encode the moving-shapes clip (07): frames 0 to ``seconds`` inclusive at ``fps``."""
+    frames = (render_movers(i / fps, size, movers) for i in range(int(round(seconds * fps)) + 1))
+    return write_frames(path, frames, fps, size)
+
+
+def tube_truth(times: Sequence[float], label: str, movers: Sequence[dict[str, Any]] = MOVERS,
+               scale: int = 1000) -> list[dict[str, Any]]:
+    """Where ``label`` is at each of ``times`` it is on screen: ``{"time", "box"}``, the box in Qwen3-VL's
+    0-``scale`` coordinates (07): the ground truth of a spatio-temporal grounding answer."""
+    mover = next((m for m in movers if m["label"] == label), None)
+    if mover is None:
+        raise ValueError(f"no mover {label!r}: choose from {[m['label'] for m in movers]}")
+    out = []
+    for t in times:
+        box = mover_box(mover, t, (scale, scale))   # fractions of the frame, as 0-scale coordinates
+        if box is not None:
+            out.append({"time": float(t), "box": [float(v) for v in box]})
+    return out
