@@ -9,17 +9,13 @@ PROMPT = "Analyze this screenshot and convert it to clean, functional and modern
 
 
 class ParseError(ValueError):
-    """An answer with no HTML in it; the message quotes the answer (06)."""
+    """An answer without the code asked for (HTML, or Python for a chart); the message quotes the answer (06)."""
 
 
-def extract_html(text: str) -> str:
-    """The HTML in an answer: the last fenced code block (unclosed counts), else a bare document; else a
-    ``ParseError`` (a ``ValueError``) quoting the text (06)."""
+def fenced_blocks(text: str) -> list[tuple[str, str]]:
+    """Every fenced code block of ``text`` as (language, body), in order; an unclosed fence runs to the end (06)."""
     import re
 
-    from cookbook.kit.replies import bounded
-
-    text = bounded(text, ParseError)
     # Fences are found with str.find, each character read once: a regular expression looking for
     # "```lang\n" backtracks quadratically over a run of backticks, a known way for a model to fail.
     blocks, at = [], 0
@@ -33,7 +29,18 @@ def extract_html(text: str) -> str:
         if end < 0:
             break
         at = end + 3
-    html = [body for lang, body in blocks if lang.lower() in ("html", "htm", "")]
+    return blocks
+
+
+def extract_html(text: str) -> str:
+    """The HTML in an answer: the last fenced code block (unclosed counts), else a bare document; else a
+    ``ParseError`` (a ``ValueError``) quoting the text (06)."""
+    import re
+
+    from cookbook.kit.replies import bounded
+
+    text = bounded(text, ParseError)
+    html = [body for lang, body in fenced_blocks(text) if lang.lower() in ("html", "htm", "")]
     if html and html[-1].strip():
         return html[-1].strip()
     bare = re.search(r"(<!doctype html|<html\b).*?(</html>|\Z)", text, flags=re.DOTALL | re.IGNORECASE)
@@ -343,3 +350,138 @@ async def refine(generate: Callable[[list[dict[str, Any]]], str], browser: Any, 
         images = [picture(target.image), picture(shown)] if shown is not None else []
         conversation = conversation + [m.assistant(answer), m.user(*images, note)]
     return best, history
+
+
+# The chart prompt of the same official cookbook (mmcode.ipynb, "2. Chart-to-Code"); it sends this text first, then the image.
+CHART_PROMPT = "Convert this chart image to Python matplotlib code that can reproduce the chart."
+
+
+def extract_code(text: str) -> str:
+    """The Python code in an answer: the last fenced ``python`` (or unlabelled) block, unclosed counts; else a
+    ``ParseError`` quoting the text (06)."""
+    from cookbook.kit.replies import bounded
+
+    text = bounded(text, ParseError)
+    code = [body for lang, body in fenced_blocks(text) if lang.lower() in ("python", "py", "python3", "")]
+    if code and code[-1].strip():
+        return code[-1].strip()
+    shown = text if len(text) <= 200 else text[:200] + "..."
+    raise ParseError(f"no Python code in the answer: {shown!r}")
+
+
+import json
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from cookbook.kit.charts import DPI, SANDBOX
+
+
+@dataclass(frozen=True)
+class ChartRender:
+    """What a snippet drew in the sandbox: the image (None if it failed), the kinds of plot, every text, the
+    plotted y values; ``status`` is ok, error, timeout or "no figure", with the error's last lines (06)."""
+
+    image: Any
+    kinds: tuple[str, ...] = ()
+    texts: tuple[str, ...] = ()
+    values: tuple[float, ...] = ()
+    status: str = "ok"
+    error: str = field(default="", repr=False)
+
+
+def run_charts(codes: list[str], timeout_s: float = 20.0) -> list[ChartRender]:
+    """Run each snippet in the sandbox (a separate Python, one child per snippet, Agg backend, no network, a
+    fresh temporary folder, ``timeout_s`` each) and read back its figure (06)."""
+    from PIL import Image
+
+    with tempfile.TemporaryDirectory(prefix="charts_") as out:
+        job = json.dumps({"codes": codes, "timeout_s": timeout_s, "dpi": DPI})
+        done = subprocess.run([sys.executable, "-I", str(SANDBOX), out], input=job, capture_output=True,
+                              text=True, cwd=out, timeout=30 + timeout_s * len(codes), check=True)
+        renders = []
+        for i, result in enumerate(json.loads(done.stdout)):
+            folder = Path(out) / str(i)
+            if result["status"] != "ok":
+                renders.append(ChartRender(None, status=result["status"], error=result["error"]))
+                continue
+            drawn = json.loads((folder / "artists.json").read_text())
+            with Image.open(folder / "chart.png") as png:
+                image = png.convert("RGB")
+            renders.append(ChartRender(image, tuple(drawn["kinds"]), tuple(drawn["texts"]), tuple(drawn["values"])))
+    return renders
+
+
+from collections import Counter
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class ChartScore:
+    """A redrawn chart against the target, each 0..1: SSIM of the images, F1 of the plot kinds, of the texts,
+    and of the plotted values; ``total`` is their mean, 0 with a ``reason`` when nothing was drawn (06)."""
+
+    ssim: float = 0.0
+    kinds: float = 0.0
+    text: float = 0.0
+    data: float = 0.0
+    reason: str = ""
+
+    @property
+    def total(self) -> float:
+        return 0.0 if self.reason else (self.ssim + self.kinds + self.text + self.data) / 4
+
+    def __str__(self) -> str:
+        return (f"ssim {self.ssim:.3f}  kinds {self.kinds:.3f}  text {self.text:.3f}  data {self.data:.3f}  "
+                f"-> total {self.total:.3f}" + (f"  ({self.reason})" if self.reason else ""))
+
+
+def f1(matched: int, truth: int, predicted: int) -> float:
+    """F1 of ``matched`` items out of ``truth`` expected and ``predicted`` given; 1 when both are empty (06)."""
+    return 1.0 if truth == predicted == 0 else 2 * matched / (truth + predicted)
+
+
+def value_f1(truth: tuple[float, ...], predicted: tuple[float, ...], tolerance: float = 0.02) -> float:
+    """F1 of plotted values: a predicted value matches an unused target value within ``tolerance`` of the
+    target's value range (06)."""
+    span = (max(truth) - min(truth)) or max(abs(v) for v in truth) or 1.0 if truth else 1.0
+    left, matched = sorted(predicted), 0
+    for v in sorted(truth):
+        near = [p for p in left if abs(p - v) <= tolerance * span]
+        if near:
+            left.remove(min(near, key=lambda p: abs(p - v)))
+            matched += 1
+    return f1(matched, len(truth), len(predicted))
+
+
+def chart_score(target: ChartRender, candidate: ChartRender) -> ChartScore:
+    """Score a redrawn chart against the target: pixels (SSIM), plot kinds, texts, values (06)."""
+    if candidate.image is None:
+        return ChartScore(reason=f"{candidate.status}: {candidate.error.strip().splitlines()[-1:] or ''}")
+    similarity, _ = ssim(target.image, candidate.image, width=300)
+
+    def multiset_f1(a: tuple[str, ...], b: tuple[str, ...]) -> float:
+        a, b = Counter(s.casefold() for s in a), Counter(s.casefold() for s in b)
+        return f1(sum((a & b).values()), sum(a.values()), sum(b.values()))
+
+    return ChartScore(ssim=max(0.0, similarity), kinds=multiset_f1(target.kinds, candidate.kinds),
+                      text=multiset_f1(target.texts, candidate.texts), data=value_f1(target.values, candidate.values))
+
+
+def score_chart_answers(answers: list[str], targets: list[ChartRender],
+                        timeout_s: float = 20.0) -> list[tuple[ChartScore, ChartRender | None]]:
+    """Extract, run and score each answer against its target; an answer without code scores 0 with the reason,
+    and all the code runs in one sandbox call (06)."""
+    codes: dict[int, str] = {}
+    reasons: dict[int, str] = {}
+    for i, text in enumerate(answers):
+        try:
+            codes[i] = extract_code(text)
+        except ValueError as err:
+            reasons[i] = str(err)[:160]
+    renders = dict(zip(codes, run_charts(list(codes.values()), timeout_s), strict=True)) if codes else {}
+    return [(chart_score(targets[i], renders[i]), renders[i]) if i in renders else (ChartScore(reason=reasons[i]), None)
+            for i in range(len(answers))]
