@@ -97,6 +97,15 @@ def test_embed_is_normalised_and_padding_does_not_change_a_vector(embedder):
     assert torch.allclose(together, alone, atol=1e-4)  # the short row was right-padded in the batch
 
 
+def test_embed_with_left_padding_gives_the_same_vectors(embedder):
+    from transformers import AutoProcessor
+
+    model, right = embedder
+    left = AutoProcessor.from_pretrained(right.tokenizer.name_or_path, padding_side="left")
+    items = [{"text": "short"}, {"text": "a much longer question about the locker code of a depot"}]
+    assert torch.allclose(rt.embed(model, left, items), rt.embed(model, right, items), atol=1e-4)
+
+
 def test_rerank_prompt_matches_the_official_template(reranker):
     _, processor = reranker
     conv = rt.rerank_conversation({"text": "Q?"}, {"text": "D."}, instruction="Find it.")
@@ -164,6 +173,8 @@ def test_tiny_stand_ins_have_yes_and_no_tokens_and_resolve(reranker):
     assert processor.tokenizer.tokenize("yes") == ["yes"] and processor.tokenizer.tokenize("no") == ["no"]
     assert tiny_retrieval.resolve("Qwen/Qwen3-VL-Embedding-8B", "Qwen/Qwen3-VL-8B-Instruct") == \
         "Qwen/Qwen3-VL-Embedding-8B"
+    folder = tiny_retrieval.resolve("Qwen/Qwen3-VL-Reranker-8B", "tiny-instruct")  # a smoke run: the stand-in
+    assert "reranker-tiny" in folder and (tiny_retrieval.build("reranker") / "config.json").is_file()
     with pytest.raises(ValueError):
         tiny_retrieval.resolve("Qwen/Qwen3-VL-2B-Instruct", "tiny")
     with pytest.raises(ValueError):
