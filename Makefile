@@ -63,14 +63,20 @@ test-latest: ## the unit tests and notebooks on the newest releases (in .venv-la
 lab: $(STAMP) ## open JupyterLab on notebooks/ (LAB_ARGS="--no-browser --port 8888" to pass options)
 	$(VENV)/bin/jupyter lab notebooks/ $(if $(filter 0,$(shell id -u)),--allow-root) $(LAB_ARGS)
 
-test: $(VLLM_IN_TEST) unit notebooks successor-smoke lab-test book ## vLLM's CPU build where it runs, unit tests, every notebook headless (and 01 02 07 08 09 10 on the tiny Qwen3.5), every notebook in JupyterLab in Chromium, the book (smoke mode)
+# Where vLLM's CPU build runs, its download (about 6 GB) overlaps the unit tests that do not need it; the vLLM
+# tests follow. A make of its own so that `-j2` reaches only that first pair.
+test: $(STAMP) ## vLLM's CPU build where it runs, unit tests, every notebook headless (and 01 02 07 08 09 10 on the tiny Qwen3.5), every notebook in JupyterLab in Chromium, the book (smoke mode)
+	$(MAKE) --no-print-directory -j2 --output-sync=recurse $(VLLM_IN_TEST) unit $(if $(VLLM_IN_TEST),UNIT_ARGS=--ignore=tests/test_vllm.py)
+	$(if $(VLLM_IN_TEST),$(MAKE) --no-print-directory unit UNIT_ARGS=tests/test_vllm.py)
+	$(MAKE) --no-print-directory notebooks successor-smoke lab-test book
 test: export COOKBOOK_TEST_REQUIRES_VLLM := $(if $(VLLM_IN_TEST),1)
 
 export: $(STAMP) ## write the lesson modules (cookbook/*.py) from the notebook cells marked `# saved in cookbook/<file>.py`
 	$(PY) -m cookbook.kit.export
 
+UNIT_ARGS ?=
 unit: $(STAMP) ## unit tests only (they include `make export`'s check: the lesson modules equal their notebook cells)
-	$(SMOKE_ENV) $(PY) -m pytest -q --ignore=tests/lab --ignore=tests/book
+	$(SMOKE_ENV) $(PY) -m pytest -q --ignore=tests/lab --ignore=tests/book $(UNIT_ARGS)
 
 notebooks: $(STAMP) ## every notebook headless with nbmake (smoke mode)
 	$(SMOKE_ENV) $(PY) -m pytest -q --nbmake --nbmake-timeout=900 --durations=0 $(NOTEBOOKS)
