@@ -522,3 +522,15 @@ def test_late_system_message(processors):
         "<|im_start|>user\nHi<|im_end|>\n<|im_start|>system\nBe brief.<|im_end|>\n"
         "<|im_start|>assistant\n<think>\n\n</think>\n\nHello!<|im_end|>\n"
     )
+
+
+@pytest.mark.timeout(300)
+def test_a_build_inside_a_build_does_not_wait_for_itself(tmp_path, monkeypatch):
+    """The retrieval stand-ins (15) build the tiny Qwen3-VL inside their own build; with an empty cache a plain
+    lock would wait for itself forever."""
+    from cookbook.kit import tiny_retrieval
+
+    monkeypatch.setenv("COOKBOOK_CACHE", str(tmp_path))  # an empty cache: the tiny Qwen3-VL is not built yet
+    folder = tiny_retrieval.build("embedding")
+    assert folder.parent == tmp_path and (folder / "tiny_recipe.json").exists()
+    assert any(p.name.startswith("qwen3-vl-tiny-instruct-") for p in tmp_path.iterdir())

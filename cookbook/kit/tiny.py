@@ -22,7 +22,8 @@ from typing import Any
 __all__ = ["CHAT_TEMPLATE", "CHAT_TEMPLATES", "FLAVOURS", "SPECIAL_TOKENS", "build", "default_root"]
 
 FLAVOURS = ("instruct", "thinking")
-_BUILD_LOCK = threading.Lock()  # threads share torch's global seed: build one at a time per process
+_BUILD_LOCK = threading.RLock()  # one build at a time per process (threads share torch's seed); re-entrant: the
+# retrieval stand-ins build the tiny Qwen3-VL they start from inside their own build
 SEED = 20251027
 RECIPE_VERSION = 1  # bump by hand when the output changes in a way the source hash would miss
 
@@ -112,42 +113,36 @@ def recipe_hash(*sources: Path, tag: str = "") -> str:
     return h.hexdigest()[:12]
 
 
-def _train_tokenizer():
-    """Train a byte-level BPE on the built-in corpus and add the Qwen special tokens."""
-    from tokenizers import (
-        AddedToken,
-        Regex,
-        Tokenizer,
-        decoders,
-        models,
-        normalizers,
-        pre_tokenizers,
-        trainers,
-    )
+def train_bpe(lines: list[str] | None = None, split: str = _PRETOKENIZE_REGEX) -> Any:
+    """A byte-level BPE (2,048 entries, NFC, the given split rule) trained on ``lines`` (default: the corpus),
+    without special tokens; the tiny builders (here, tiny_qwen35, tiny_retrieval) add theirs."""
+    from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
 
     tok = Tokenizer(models.BPE(unk_token=None, fuse_unk=False, byte_fallback=False))
     tok.normalizer = normalizers.NFC()
-    tok.pre_tokenizer = pre_tokenizers.Sequence(
-        [
-            pre_tokenizers.Split(Regex(_PRETOKENIZE_REGEX), behavior="isolated", invert=False),
-            pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False),
-        ]
-    )
+    tok.pre_tokenizer = pre_tokenizers.Sequence([
+        pre_tokenizers.Split(Regex(split), behavior="isolated", invert=False),
+        pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False),
+    ])
     tok.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(
-        vocab_size=2048,
-        min_frequency=2,
-        show_progress=False,
-        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
-        special_tokens=[],
-    )
-    tok.train_from_iterator(CORPUS, trainer=trainer)
-    tok.add_tokens(
-        [
-            AddedToken(text, special=special, normalized=False, lstrip=False, rstrip=False)
-            for text, special in SPECIAL_TOKENS
-        ]
-    )
+    trainer = trainers.BpeTrainer(vocab_size=2048, min_frequency=2, show_progress=False,
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), special_tokens=[])
+    tok.train_from_iterator(CORPUS if lines is None else lines, trainer=trainer)
+    return tok
+
+
+def added_tokens() -> list[Any]:
+    """The Qwen special and added tokens, in Qwen3's order, as ``tokenizers.AddedToken`` objects."""
+    from tokenizers import AddedToken
+
+    return [AddedToken(text, special=special, normalized=False, lstrip=False, rstrip=False)
+            for text, special in SPECIAL_TOKENS]
+
+
+def _train_tokenizer() -> Any:
+    """Train a byte-level BPE on the built-in corpus and add the Qwen special tokens."""
+    tok = train_bpe()
+    tok.add_tokens(added_tokens())
     return tok
 
 

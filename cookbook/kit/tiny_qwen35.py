@@ -37,24 +37,12 @@ CHAT_TEMPLATE = (Path(__file__).parent / "data" / "qwen3_5.jinja").read_text(enc
 
 def _tokenizer():
     """A ``Qwen3_5Tokenizer``: byte-level BPE trained on tiny.py's corpus, then the Qwen tokens."""
-    from tokenizers import AddedToken, Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
     from transformers import Qwen3_5Tokenizer
     from transformers.models.qwen3_5.tokenization_qwen3_5 import PRETOKENIZE_REGEX
 
-    from cookbook.kit.tiny import CORPUS, SPECIAL_TOKENS
+    from cookbook.kit.tiny import SPECIAL_TOKENS, added_tokens, train_bpe
 
-    bpe = Tokenizer(models.BPE(unk_token=None, fuse_unk=False, byte_fallback=False))
-    bpe.normalizer = normalizers.NFC()
-    bpe.pre_tokenizer = pre_tokenizers.Sequence([
-        pre_tokenizers.Split(Regex(PRETOKENIZE_REGEX), behavior="isolated", invert=False),
-        pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False),
-    ])
-    bpe.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(
-        vocab_size=2048, min_frequency=2, show_progress=False,
-        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), special_tokens=[],
-    )
-    bpe.train_from_iterator(CORPUS, trainer=trainer)
+    bpe = train_bpe(split=PRETOKENIZE_REGEX)
     model = json.loads(bpe.to_str())["model"]
     merges = [tuple(m.split(" ")) if isinstance(m, str) else tuple(m) for m in model["merges"]]
     extra = [text for text, special in SPECIAL_TOKENS if special and text != "<|endoftext|>"]
@@ -64,10 +52,7 @@ def _tokenizer():
     )
     # Added in Qwen3's order, before eos/pad are named, so the offsets match Qwen3_5Config's
     # default ids (<|endoftext|> 248044, <|vision_start|> 248053, <|image_pad|> 248056, <|video_pad|> 248057).
-    tokenizer.add_tokens([
-        AddedToken(text, special=special, normalized=False, lstrip=False, rstrip=False)
-        for text, special in SPECIAL_TOKENS
-    ])
+    tokenizer.add_tokens(added_tokens())
     tokenizer.add_special_tokens(
         {"eos_token": "<|im_end|>", "pad_token": "<|endoftext|>", "additional_special_tokens": extra},
         replace_extra_special_tokens=False,

@@ -31,24 +31,12 @@ _EXTRA_LINES = ['Note that the answer can only be "yes" or "no".'] * 8 + ["yes",
 
 def _tokenizer() -> Any:
     """A ``Qwen2Tokenizer``: byte-level BPE trained on tiny.py's corpus and _EXTRA_LINES, then the Qwen tokens."""
-    from tokenizers import AddedToken, Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
     from transformers import Qwen2Tokenizer
-    from transformers.models.qwen2.tokenization_qwen2 import PRETOKENIZE_REGEX
 
-    from cookbook.kit.tiny import CORPUS, SPECIAL_TOKENS
+    from cookbook.kit.tiny import CORPUS, SPECIAL_TOKENS, added_tokens, train_bpe
 
-    bpe = Tokenizer(models.BPE(unk_token=None, fuse_unk=False, byte_fallback=False))
-    bpe.normalizer = normalizers.NFC()
-    bpe.pre_tokenizer = pre_tokenizers.Sequence([
-        pre_tokenizers.Split(Regex(PRETOKENIZE_REGEX), behavior="isolated", invert=False),
-        pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False),
-    ])
-    bpe.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(vocab_size=2048, min_frequency=2, show_progress=False,
-                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), special_tokens=[])
-    bpe.train_from_iterator(CORPUS + _EXTRA_LINES, trainer=trainer)
-    bpe.add_tokens([AddedToken(text, special=special, normalized=False, lstrip=False, rstrip=False)
-                    for text, special in SPECIAL_TOKENS])
+    bpe = train_bpe(CORPUS + _EXTRA_LINES)
+    bpe.add_tokens(added_tokens())
     extra = [text for text, special in SPECIAL_TOKENS if special and text != "<|endoftext|>"]
     return Qwen2Tokenizer(tokenizer_object=bpe, eos_token="<|im_end|>", pad_token="<|endoftext|>", unk_token=None,
                           bos_token=None, extra_special_tokens=extra, model_max_length=262144,
