@@ -90,8 +90,8 @@ book: $(STAMP) ## the notebooks as `make lab-test` executed them, as a static si
 	$(SMOKE_ENV) $(PY) -m pytest -q tests/book
 
 # The notebooks whose lessons apply to Qwen3-VL's successors (issue 24), run unchanged on the tiny
-# Qwen3.5 (cookbook/kit/tiny_qwen35.py); part of `make test`: 3 min 17 s in the fresh-clone CI run of
-# 2026-12-07 on 2 idle cores (01 20 s, 02 26 s, 07 64 s, 08 26 s, 09 29 s, 10 30 s).
+# Qwen3.5 (cookbook/kit/tiny_qwen35.py); part of `make test`: 3 min 13 s in the fresh-clone CI run of
+# 2026-12-08 on 2 idle cores (01 20 s, 02 23 s, 07 62 s, 08 24 s, 09 34 s, 10 28 s).
 SUCCESSOR_NOTEBOOKS := $(addprefix notebooks/,01_first_image_chat.ipynb 02_generation_parameters.ipynb \
   07_video.ipynb 08_spatial_grounding.ipynb 09_documents_ocr.ipynb 10_stem_reasoning.ipynb)
 successor-smoke: $(STAMP) ## notebooks 01 02 07 08 09 10 headless on the tiny Qwen3.5 (COOKBOOK_MODEL=tiny-qwen3.5)
